@@ -1,0 +1,246 @@
+//! berth-cli: the `berth` command-line client of berthd, with Docker's command names, flags
+//! and output.
+//!
+//! [`main`] parses the arguments with clap (before any other work), then runs one command on
+//! a current-thread tokio runtime. The HTTP client is in [`client`], the output formatting
+//! (Go templates, tables, sizes) in [`format`], and each command in its own module under
+//! `commands`.
+
+mod attach;
+pub mod client;
+mod commands;
+pub mod error;
+pub mod format;
+
+use clap::Parser;
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    about = "A self-sufficient runtime for WebAssembly containers",
+    disable_version_flag = true,
+    subcommand_required = false,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// Daemon socket to connect to
+    #[arg(short = 'H', long = "host", env = "BERTH_HOST", value_name = "list")]
+    host: Option<String>,
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<commands::Command>,
+}
+
+/// The subcommand named on the command line (skipping global options), if any.
+fn subcommand_name(args: &[OsString]) -> Option<String> {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let a = a.to_string_lossy();
+        if a == "-H" || a == "--host" {
+            it.next();
+            continue;
+        }
+        if a.starts_with('-') {
+            continue;
+        }
+        return Some(a.into_owned());
+    }
+    None
+}
+
+/// Restore the default SIGPIPE action so that `berth ... | head` ends quietly, as Go programs do.
+fn default_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_DFL has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from((code & 0xff) as u8)
+}
+
+/// Parse the command line, run the command, and return its exit status.
+pub fn main() -> ExitCode {
+    default_sigpipe();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            let code = if !e.use_stderr() {
+                0
+            } else if matches!(
+                subcommand_name(&args).as_deref(),
+                Some("run") | Some("create")
+            ) {
+                125
+            } else {
+                e.exit_code()
+            };
+            return exit_code(code);
+        }
+    };
+    if cli.version {
+        println!("Berth version {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let Some(command) = cli.command else {
+        return ExitCode::SUCCESS;
+    };
+    let host = cli
+        .host
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(berth_api::default_host);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("failed to start the runtime: {e}");
+            return exit_code(1);
+        }
+    };
+    let result = runtime.block_on(commands::dispatch(&host, command));
+    // A task may still be blocked on stdin: do not wait for it.
+    runtime.shutdown_background();
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => error::report(&e),
+    };
+    exit_code(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commands::Command;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn run_passes_everything_after_the_image_to_the_guest() {
+        let cli = parse(&[
+            "run", "--rm", "-e", "A=1", "img", "-x", "--y", "--help", "-e", "B",
+        ])
+        .unwrap();
+        let Some(Command::Run(r)) = cli.command else {
+            panic!("not run")
+        };
+        assert!(r.opts.rm);
+        assert_eq!(r.opts.env, vec!["A=1"]);
+        assert_eq!(r.opts.image, "img");
+        assert_eq!(r.opts.args, vec!["-x", "--y", "--help", "-e", "B"]);
+    }
+
+    #[test]
+    fn run_flags() {
+        let cli = parse(&[
+            "run",
+            "-d",
+            "-i",
+            "-t",
+            "--name",
+            "web",
+            "-p",
+            "8080:80",
+            "-v",
+            "/a:/b",
+            "-m",
+            "64m",
+            "--restart",
+            "on-failure:2",
+            "--entrypoint",
+            "",
+            "-w",
+            "/app",
+            "-l",
+            "k=v",
+            "--env-file",
+            "f.env",
+            "--network",
+            "none",
+            "--read-only",
+            "img",
+        ])
+        .unwrap();
+        let Some(Command::Run(r)) = cli.command else {
+            panic!("not run")
+        };
+        assert!(r.detach && r.opts.interactive && r.opts.tty && r.opts.read_only);
+        assert_eq!(r.opts.name.as_deref(), Some("web"));
+        assert_eq!(r.opts.memory, Some(64 * 1024 * 1024));
+        assert_eq!(r.opts.entrypoint.as_deref(), Some(""));
+        assert_eq!(r.opts.workdir.as_deref(), Some("/app"));
+        assert!(r.opts.args.is_empty());
+    }
+
+    #[test]
+    fn run_and_create_flag_errors() {
+        assert!(parse(&["run", "-m", "lots", "img"]).is_err());
+        assert!(parse(&["run"]).is_err());
+        assert_eq!(
+            subcommand_name(&["berth", "-H", "unix:///x", "run", "-z"].map(OsString::from)),
+            Some("run".into())
+        );
+        assert_eq!(
+            subcommand_name(&["berth", "--bogus"].map(OsString::from)),
+            None
+        );
+    }
+
+    #[test]
+    fn global_host_and_other_commands() {
+        let cli = parse(&[
+            "-H",
+            "unix:///tmp/x.sock",
+            "ps",
+            "-a",
+            "-q",
+            "--format",
+            "{{.ID}}",
+        ])
+        .unwrap();
+        assert_eq!(cli.host.as_deref(), Some("unix:///tmp/x.sock"));
+        assert!(matches!(cli.command, Some(Command::Ps(ref p)) if p.all && p.quiet));
+        assert!(parse(&["logs", "-f", "--tail", "10", "-t", "c"]).is_ok());
+        assert!(parse(&["stop", "-t", "3", "a", "b"]).is_ok());
+        assert!(parse(&["kill", "-s", "INT", "a"]).is_ok());
+        assert!(parse(&["rm", "-f", "-v", "a"]).is_ok());
+        assert!(parse(&["inspect", "-f", "{{.Id}}", "--type", "image", "a"]).is_ok());
+        assert!(parse(&["inspect", "--type", "volume", "a"]).is_err());
+        assert!(parse(&["images", "-q", "-a", "--no-trunc"]).is_ok());
+        assert!(parse(&["rmi", "-f", "a", "b"]).is_ok());
+        assert!(parse(&["tag", "a", "b:1"]).is_ok());
+        assert!(
+            parse(&[
+                "build",
+                "-t",
+                "x:1",
+                "-t",
+                "y",
+                "-f",
+                "D",
+                "--build-arg",
+                "A=1",
+                "-q",
+                "--no-cache",
+                "."
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["build", "-t", "Bad Tag", "."]).is_err());
+        assert!(parse(&["start", "-a", "-i", "c"]).is_ok());
+        assert!(parse(&["wait", "a", "b"]).is_ok());
+        assert!(parse(&["version"]).is_ok());
+        assert!(parse(&["info"]).is_ok());
+        assert!(parse(&["nope"]).is_err());
+    }
+}

@@ -1,0 +1,557 @@
+//! berth-runtime: the only crate that touches wasmtime.
+//!
+//! One [`Runtime`] per daemon owns one wasmtime `Engine` (pooling allocator when the host allows
+//! it, epoch interruption always on), one linker per guest kind, a compiled-code cache on disk
+//! and an in-memory cache of ready-to-instantiate guests ([`Prepared`]).
+//!
+//! The life of a guest:
+//! 1. [`Runtime::compile`] at build or pull time: validates the bytes, compiles them with
+//!    Cranelift and writes `<cache>/<engine-hash>/<sha256>.cwasm` atomically. Nothing compiled
+//!    ever comes from an image: the cache is written only by this function.
+//! 2. [`Runtime::prepare`] at container create: maps the `.cwasm` and links it once per module
+//!    digest (`InstancePre`), then serves later calls from memory.
+//! 3. [`Runtime::run`] at start: a fresh WASI context and `Store`, instantiate, call
+//!    `_start` (preview1) or `wasi:cli/run` (preview2). The returned future is the container:
+//!    dropping it stops the guest wherever it is, including inside a blocking host call.
+//!
+//! CPU-bound guests yield to the tokio scheduler at every epoch tick (10 ms), so a spinning
+//! guest never stalls the daemon or its neighbours.
+
+mod output;
+
+pub use output::{OutputSink, StreamKind};
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::{Component, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig, ResourceLimiter,
+    Store,
+};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Largest Wasm binary Berth will compile. Guards the daemon against compile-time memory and
+/// CPU exhaustion from hostile images (Wasmtime does not treat compile-time DoS as its bug).
+pub const MAX_WASM_SIZE: usize = 256 * 1024 * 1024;
+
+/// How often the epoch advances; a spinning guest yields to other tasks this often.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Exit code reported when a guest traps, as the `wasmtime` CLI does (128 + SIGABRT).
+pub const TRAP_EXIT_CODE: i32 = 134;
+
+/// Errors of this crate. Each variant names the module digest or path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("not a WebAssembly module or component ({len} bytes, no \\0asm header)")]
+    NotWasm { len: usize },
+    #[error("WebAssembly binary is {len} bytes, above the limit of {max} bytes")]
+    TooLarge { len: usize, max: usize },
+    #[error("invalid WebAssembly {kind}: {message}")]
+    Invalid { kind: &'static str, message: String },
+    #[error("compiled code for {digest} is not in the cache; compile it first")]
+    NotCompiled { digest: String },
+    #[error("guest {digest} cannot be linked: {message}")]
+    Link { digest: String, message: String },
+    #[error("cannot prepare the guest environment: {0}")]
+    Setup(String),
+    #[error("compiled-code cache I/O on {path}: {source}")]
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("wasmtime engine: {0}")]
+    Engine(String),
+}
+
+/// Whether a binary is a preview1 core module or a component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasmKind {
+    Module,
+    Component,
+}
+
+impl WasmKind {
+    /// Looks at the header only; [`Runtime::compile`] does the full validation.
+    pub fn detect(bytes: &[u8]) -> Result<Self, RuntimeError> {
+        if wasmparser::Parser::is_component(bytes) {
+            Ok(Self::Component)
+        } else if wasmparser::Parser::is_core_wasm(bytes) {
+            Ok(Self::Module)
+        } else {
+            Err(RuntimeError::NotWasm { len: bytes.len() })
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Module => "module",
+            Self::Component => "component",
+        }
+    }
+}
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Directory for compiled code; created if missing.
+    pub cache_dir: PathBuf,
+    /// Number of guests that may be instantiated at once with the pooling allocator.
+    pub max_instances: u32,
+    /// Use the pooling allocator when the host can reserve its address space.
+    pub pooling: bool,
+}
+
+impl RuntimeConfig {
+    pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cache_dir: cache_dir.into(),
+            max_instances: 1000,
+            pooling: true,
+        }
+    }
+}
+
+/// A guest linked and ready to instantiate. Cheap to share between containers.
+pub enum Prepared {
+    Module(wasmtime::InstancePre<P1Host>),
+    Component(CommandPre<P2Host>),
+}
+
+impl Prepared {
+    pub fn kind(&self) -> WasmKind {
+        match self {
+            Self::Module(_) => WasmKind::Module,
+            Self::Component(_) => WasmKind::Component,
+        }
+    }
+}
+
+/// How a container sees its root filesystem.
+#[derive(Debug, Clone)]
+pub struct RootDir {
+    pub host_path: PathBuf,
+    pub read_only: bool,
+}
+
+/// Everything one run of a guest needs.
+pub struct RunSpec {
+    /// `argv`, with `argv[0]` the entrypoint path as the guest should see it.
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the guest (absolute).
+    pub cwd: String,
+    pub root: Option<RootDir>,
+    /// Guest stdin; `None` gives a closed stdin.
+    pub stdin: Option<Box<dyn tokio::io::AsyncRead + Send + Sync + Unpin>>,
+    pub output: Arc<dyn OutputSink>,
+    /// Cap on all linear memories together, in bytes.
+    pub memory_limit: Option<usize>,
+}
+
+/// How a guest run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The guest returned or called `exit`.
+    Exited(i32),
+    /// The guest trapped; `message` is Wasmtime's description.
+    Trapped { message: String, oom: bool },
+    /// The runtime could not instantiate the guest (pool exhausted, missing import, ...).
+    Failed(String),
+}
+
+impl Outcome {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Exited(code) => *code,
+            Self::Trapped { .. } => TRAP_EXIT_CODE,
+            Self::Failed(_) => 127,
+        }
+    }
+}
+
+/// Store state of a preview1 guest.
+pub struct P1Host {
+    wasi: WasiP1Ctx,
+    limits: Limits,
+}
+
+/// Store state of a preview2 component.
+pub struct P2Host {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: Limits,
+}
+
+/// Bytes a table element costs the host (one pointer), for counting tables against `--memory`.
+const TABLE_ELEMENT_BYTES: usize = std::mem::size_of::<usize>();
+
+/// Counts every linear memory and table of one store against one cap, and remembers whether
+/// a growth was refused, so a trap right after can be reported as `OOMKilled`.
+#[derive(Debug, Default)]
+pub struct Limits {
+    max: Option<usize>,
+    used: usize,
+    denied: bool,
+}
+
+impl Limits {
+    fn grow(&mut self, current: usize, desired: usize) -> bool {
+        let extra = desired.saturating_sub(current);
+        match self.max {
+            Some(max) if self.used.saturating_add(extra) > max => {
+                self.denied = true;
+                false
+            }
+            _ => {
+                self.used = self.used.saturating_add(extra);
+                true
+            }
+        }
+    }
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(self.grow(current, desired))
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(self.grow(
+            current.saturating_mul(TABLE_ELEMENT_BYTES),
+            desired.saturating_mul(TABLE_ELEMENT_BYTES),
+        ))
+    }
+}
+
+impl WasiView for P2Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The daemon's one wasmtime engine and what hangs off it.
+pub struct Runtime {
+    engine: Engine,
+    p1_linker: wasmtime::Linker<P1Host>,
+    p2_linker: wasmtime::component::Linker<P2Host>,
+    cache_dir: PathBuf,
+    prepared: Mutex<HashMap<String, Arc<Prepared>>>,
+    pooling: bool,
+}
+
+impl Runtime {
+    /// Builds the engine and starts the epoch ticker thread.
+    pub fn new(config: RuntimeConfig) -> Result<Arc<Self>, RuntimeError> {
+        let (engine, pooling) = build_engine(&config)?;
+        let mut p1_linker = wasmtime::Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut p1_linker, |h: &mut P1Host| &mut h.wasi)
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let mut p2_linker = wasmtime::component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut p2_linker)
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+
+        let hash = {
+            let mut h = std::hash::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut h);
+            format!("{:016x}", h.finish())
+        };
+        let cache_dir = config.cache_dir.join(hash);
+        std::fs::create_dir_all(&cache_dir).map_err(|source| RuntimeError::Cache {
+            path: cache_dir.clone(),
+            source,
+        })?;
+
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("berth-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| RuntimeError::Engine(format!("epoch thread: {e}")))?;
+
+        tracing::info!(pooling, cache = %cache_dir.display(), "wasmtime engine ready");
+        Ok(Arc::new(Self {
+            engine,
+            p1_linker,
+            p2_linker,
+            cache_dir,
+            prepared: Mutex::new(HashMap::new()),
+            pooling,
+        }))
+    }
+
+    /// Whether the pooling allocator is in use.
+    pub fn pooling(&self) -> bool {
+        self.pooling
+    }
+
+    fn cache_path(&self, digest_hex: &str) -> PathBuf {
+        self.cache_dir.join(format!("{digest_hex}.cwasm"))
+    }
+
+    /// Whether compiled code for this module digest is cached.
+    pub fn is_compiled(&self, digest_hex: &str) -> bool {
+        self.cache_path(digest_hex).is_file()
+    }
+
+    /// Validates and compiles `wasm` (whose sha256 is `digest_hex`) into the cache.
+    /// Blocking and CPU-heavy: call it from a blocking thread.
+    pub fn compile(&self, wasm: &[u8], digest_hex: &str) -> Result<WasmKind, RuntimeError> {
+        if wasm.len() > MAX_WASM_SIZE {
+            return Err(RuntimeError::TooLarge {
+                len: wasm.len(),
+                max: MAX_WASM_SIZE,
+            });
+        }
+        let kind = WasmKind::detect(wasm)?;
+        let path = self.cache_path(digest_hex);
+        if path.is_file() {
+            return Ok(kind);
+        }
+        let started = std::time::Instant::now();
+        let compiled = match kind {
+            WasmKind::Module => self.engine.precompile_module(wasm),
+            WasmKind::Component => self.engine.precompile_component(wasm),
+        }
+        .map_err(|e| RuntimeError::Invalid {
+            kind: kind.name(),
+            message: format!("{e:#}"),
+        })?;
+        berth_image::write_atomic(&path, &compiled).map_err(|source| RuntimeError::Cache {
+            path: path.clone(),
+            source,
+        })?;
+        tracing::info!(
+            digest = digest_hex,
+            kind = kind.name(),
+            ms = started.elapsed().as_millis() as u64,
+            "compiled guest"
+        );
+        Ok(kind)
+    }
+
+    /// Loads and links the compiled guest for `digest_hex`, once; later calls are a map lookup.
+    pub fn prepare(&self, digest_hex: &str) -> Result<Arc<Prepared>, RuntimeError> {
+        if let Some(p) = self
+            .prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest_hex)
+        {
+            return Ok(p.clone());
+        }
+        let path = self.cache_path(digest_hex);
+        let link_err = |e: wasmtime::Error| RuntimeError::Link {
+            digest: digest_hex.to_string(),
+            message: format!("{e:#}"),
+        };
+        let prepared = match Engine::detect_precompiled_file(&path) {
+            Ok(Some(wasmtime::Precompiled::Module)) => {
+                // SAFETY: the file was written by `compile` into the daemon-owned cache, keyed by
+                // this engine's compatibility hash; images never supply precompiled code.
+                let module =
+                    unsafe { Module::deserialize_file(&self.engine, &path) }.map_err(link_err)?;
+                Prepared::Module(self.p1_linker.instantiate_pre(&module).map_err(link_err)?)
+            }
+            Ok(Some(wasmtime::Precompiled::Component)) => {
+                // SAFETY: as above.
+                let component = unsafe { Component::deserialize_file(&self.engine, &path) }
+                    .map_err(link_err)?;
+                let pre = self
+                    .p2_linker
+                    .instantiate_pre(&component)
+                    .map_err(link_err)?;
+                Prepared::Component(CommandPre::new(pre).map_err(link_err)?)
+            }
+            _ => {
+                return Err(RuntimeError::NotCompiled {
+                    digest: digest_hex.to_string(),
+                });
+            }
+        };
+        let prepared = Arc::new(prepared);
+        self.prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest_hex.to_string(), prepared.clone());
+        Ok(prepared)
+    }
+
+    /// Forgets the in-memory preparation of a digest (e.g. when its image is removed).
+    pub fn forget(&self, digest_hex: &str) {
+        self.prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(digest_hex);
+    }
+
+    /// Runs a guest to completion. Dropping the future stops the guest.
+    pub async fn run(&self, prepared: &Prepared, spec: RunSpec) -> Outcome {
+        let limits = Limits {
+            max: spec.memory_limit,
+            ..Limits::default()
+        };
+        let mut builder = match wasi_builder(spec) {
+            Ok(b) => b,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        match prepared {
+            Prepared::Module(pre) => {
+                let host = P1Host {
+                    wasi: builder.build_p1(),
+                    limits,
+                };
+                let mut store = Store::new(&self.engine, host);
+                store.limiter(|h| &mut h.limits);
+                arm_epochs(&mut store);
+                let result = async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                    start.call_async(&mut store, ()).await
+                }
+                .await;
+                classify(result, store.data().limits.denied)
+            }
+            Prepared::Component(pre) => {
+                let host = P2Host {
+                    wasi: builder.build(),
+                    table: ResourceTable::new(),
+                    limits,
+                };
+                let mut store = Store::new(&self.engine, host);
+                store.limiter(|h| &mut h.limits);
+                arm_epochs(&mut store);
+                let result = async {
+                    let command = pre.instantiate_async(&mut store).await?;
+                    command.wasi_cli_run().call_run(&mut store).await
+                }
+                .await;
+                match result {
+                    Ok(Ok(())) => Outcome::Exited(0),
+                    Ok(Err(())) => Outcome::Exited(1),
+                    Err(e) => classify(Err(e), store.data().limits.denied),
+                }
+            }
+        }
+    }
+}
+
+/// Guests yield to the scheduler at every epoch tick instead of trapping.
+fn arm_epochs<T: 'static>(store: &mut Store<T>) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
+}
+
+fn classify(result: wasmtime::Result<()>, growth_denied: bool) -> Outcome {
+    let err = match result {
+        Ok(()) => return Outcome::Exited(0),
+        Err(e) => e,
+    };
+    if let Some(exit) = err.downcast_ref::<I32Exit>() {
+        return Outcome::Exited(exit.0);
+    }
+    let message = format!("{err:#}");
+    if err.downcast_ref::<wasmtime::Trap>().is_some() {
+        // A guest whose allocation was refused by the limiter aborts with a trap soon after.
+        return Outcome::Trapped {
+            message,
+            oom: growth_denied,
+        };
+    }
+    Outcome::Failed(message)
+}
+
+fn wasi_builder(spec: RunSpec) -> Result<WasiCtxBuilder, RuntimeError> {
+    let mut b = WasiCtxBuilder::new();
+    b.args(&spec.args);
+    for (k, v) in &spec.env {
+        b.env(k, v);
+    }
+    if let Some(root) = &spec.root {
+        let perms = if root.read_only {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
+        b.preopened_dir(&root.host_path, "/", perms)
+            .map_err(|e| RuntimeError::Setup(format!("root {}: {e}", root.host_path.display())))?;
+        b.initial_cwd(&spec.cwd);
+    }
+    b.stdout(output::GuestOutput::new(
+        spec.output.clone(),
+        StreamKind::Stdout,
+    ));
+    b.stderr(output::GuestOutput::new(spec.output, StreamKind::Stderr));
+    if let Some(stdin) = spec.stdin {
+        b.stdin(wasmtime_wasi::cli::AsyncStdinStream::new(stdin));
+    }
+    Ok(b)
+}
+
+fn build_engine(config: &RuntimeConfig) -> Result<(Engine, bool), RuntimeError> {
+    let mut base = Config::new();
+    base.epoch_interruption(true);
+    if config.pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        let n = config.max_instances.max(1);
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(4))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
+            .total_stacks(n)
+            .max_memories_per_module(1)
+            .max_tables_per_module(2)
+            .max_core_instances_per_component(16);
+        let mut pooled = base.clone();
+        pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        match Engine::new(&pooled) {
+            Ok(engine) => return Ok((engine, true)),
+            Err(e) => {
+                tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation")
+            }
+        }
+    }
+    Engine::new(&base)
+        .map(|e| (e, false))
+        .map_err(|e| RuntimeError::Engine(format!("{e:#}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detect_rejects_non_wasm() {
+        assert!(matches!(
+            WasmKind::detect(b"#!/bin/sh\necho hi\n"),
+            Err(RuntimeError::NotWasm { .. })
+        ));
+        assert_eq!(
+            WasmKind::detect(b"\0asm\x01\0\0\0").unwrap(),
+            WasmKind::Module
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! berth-server: the Docker Engine API (v1.44 subset) over axum, in front of a
+//! [`berth_daemon::Daemon`].
+//!
+//! - [`router`] builds the whole API as a `tower` service with no socket, so tests can call it
+//!   directly; a `/v1.NN` prefix is stripped before routing and never rejected.
+//! - [`error`] is the one place where errors become statuses and `{"message"}` bodies.
+//! - [`listen`] binds unix sockets with the right permissions and serves until shutdown.
+
+pub mod containers;
+pub mod error;
+pub mod images;
+pub mod listen;
+pub mod params;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use berth_daemon::Daemon;
+use error::{ApiError, ApiResult};
+use std::sync::Arc;
+
+pub type AppState = Arc<Daemon>;
+
+/// Largest JSON request body accepted on ordinary routes.
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
+
+/// Serialises `value` as a `200 application/json` response.
+pub fn json<T: serde::Serialize>(value: &T) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Parses a JSON body, answering malformed input in the API's own error format.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "request body is empty; expected JSON",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+}
+
+/// Strips a `/v1.NN` (any version) prefix, as Docker and Podman route both forms.
+pub fn strip_version(uri: &Uri) -> Option<Uri> {
+    let path = uri.path();
+    let rest = path.strip_prefix("/v")?;
+    let end = rest.find('/').unwrap_or(rest.len());
+    let version = &rest[..end];
+    let valid = !version.is_empty()
+        && version.split('.').count() == 2
+        && version
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !valid {
+        return None;
+    }
+    let new_path = if end == rest.len() { "/" } else { &rest[end..] };
+    let pq = match uri.query() {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path.to_string(),
+    };
+    pq.parse().ok()
+}
+
+async fn ping(method: Method) -> Response {
+    let mut resp = if method == Method::HEAD {
+        StatusCode::OK.into_response()
+    } else {
+        (StatusCode::OK, "OK").into_response()
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert("builder-version", HeaderValue::from_static("1"));
+    h.insert("docker-experimental", HeaderValue::from_static("false"));
+    if method == Method::HEAD {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    } else {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+    }
+    resp
+}
+
+async fn version(State(d): State<AppState>) -> Response {
+    json(&d.version())
+}
+
+async fn info(State(d): State<AppState>) -> Response {
+    json(&d.info())
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("page not found: {method} {}", uri.path()),
+    )
+}
+
+/// Headers Docker puts on every response; the CLI reads `Api-Version` and `Ostype`.
+async fn common_headers(req: Request, next: axum::middleware::Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        "api-version",
+        HeaderValue::from_static(berth_api::API_VERSION),
+    );
+    h.insert("ostype", HeaderValue::from_static("linux"));
+    h.insert(
+        header::SERVER,
+        HeaderValue::from_static(concat!("Berth/", env!("CARGO_PKG_VERSION"), " (wasi)")),
+    );
+    resp
+}
+
+/// The API router, before version-prefix stripping.
+fn routes(daemon: AppState) -> Router {
+    use containers as c;
+    Router::new()
+        .route("/_ping", get(ping).head(ping))
+        .route("/version", get(version))
+        .route("/info", get(info))
+        .route("/containers/create", post(c::create))
+        .route("/containers/json", get(c::list))
+        .route("/containers/{id}/json", get(c::inspect))
+        .route("/containers/{id}/start", post(c::start))
+        .route("/containers/{id}/stop", post(c::stop))
+        .route("/containers/{id}/kill", post(c::kill))
+        .route("/containers/{id}/wait", post(c::wait))
+        .route("/containers/{id}/attach", post(c::attach))
+        .route("/containers/{id}/logs", get(c::logs))
+        .route("/containers/{id}/resize", post(c::resize))
+        .route("/containers/{id}", axum::routing::delete(c::remove))
+        .route("/images/json", get(images::list))
+        .route("/images/{*rest}", any(images::by_name))
+        .route(
+            "/build",
+            post(images::build).layer(DefaultBodyLimit::disable()),
+        )
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn(common_headers))
+        .with_state(daemon)
+}
+
+/// The whole API as a service: version prefixes stripped, then routed.
+pub fn router(
+    daemon: AppState,
+) -> impl tower::Service<
+    Request,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    let inner = routes(daemon);
+    tower::util::MapRequest::new(inner, |mut req: Request| {
+        if let Some(uri) = strip_version(req.uri()) {
+            *req.uri_mut() = uri;
+        }
+        req
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prefixes_are_stripped() {
+        let cases = [
+            (
+                "/v1.44/containers/json?all=1",
+                Some("/containers/json?all=1"),
+            ),
+            ("/v1.24/_ping", Some("/_ping")),
+            ("/v1.99/version", Some("/version")),
+            ("/containers/json", None),
+            ("/v1/containers/json", None),
+            ("/vx.y/containers/json", None),
+            ("/volumes", None),
+        ];
+        for (input, want) in cases {
+            let got = strip_version(&input.parse().unwrap()).map(|u| u.to_string());
+            assert_eq!(got.as_deref(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn malformed_json_is_a_400_in_api_format() {
+        let e = parse_json::<berth_api::ContainerCreateRequest>(b"{nope").unwrap_err();
+        assert_eq!(e.status, 400);
+        let e = parse_json::<berth_api::ContainerCreateRequest>(br#"{"Env": 5}"#).unwrap_err();
+        assert_eq!(e.status, 400);
+    }
+}

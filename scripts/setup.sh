@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine and runs the main job: builds berth and berthd, builds the hello
+# example image, and runs it as a container through the daemon.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v cargo >/dev/null || { echo "setup: cargo (rustup) is required" >&2; exit 1; }
+rustup target add wasm32-wasip1 wasm32-wasip2
+cargo build --release --bins
+./scripts/build-examples.sh
+
+state="$PWD/state"
+sock="$PWD/berth.sock"
+export BERTH_HOST="unix://$sock"
+./target/release/berthd --data-root "$state" -H "$BERTH_HOST" 2>"$PWD/berthd.log" &
+daemon=$!
+trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
+for _ in $(seq 100); do ./target/release/berth version >/dev/null 2>&1 && break; sleep 0.1; done
+
+./target/release/berth build -t hello:1 examples/hello
+./target/release/berth run --rm -e NAME=Ada hello:1 x y

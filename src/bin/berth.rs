@@ -1,0 +1,5 @@
+//! `berth`: the command-line client of berthd.
+
+fn main() -> std::process::ExitCode {
+    berth_cli::main()
+}

@@ -1,0 +1,124 @@
+//! berthd: the Berth daemon. Parses flags, sets up logging, opens the daemon and serves the
+//! API until SIGTERM or SIGINT.
+
+use anyhow::Context;
+use berth_server::listen::{self, Host};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// The Berth daemon: runs WebAssembly containers and serves a Docker-compatible API.
+#[derive(Parser, Debug)]
+#[command(name = "berthd", version)]
+struct Args {
+    /// Root of persistent state [default: /var/lib/berth as root, else $XDG_DATA_HOME/berth]
+    #[arg(long, env = "BERTH_ROOT")]
+    data_root: Option<PathBuf>,
+    /// Address to listen on, unix:///path (repeatable) [default: /run/berth/berth.sock as root,
+    /// else $XDG_RUNTIME_DIR/berth.sock]
+    #[arg(short = 'H', long = "host")]
+    hosts: Vec<String>,
+    /// Group allowed to use the socket (mode 0660 instead of 0600)
+    #[arg(long)]
+    group: Option<String>,
+    /// How many containers may run at once (sizes the instance pool)
+    #[arg(long, default_value_t = 1000)]
+    max_containers: u32,
+}
+
+fn default_data_root() -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/berth");
+    }
+    match std::env::var_os("XDG_DATA_HOME") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("berth"),
+        _ => std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".local/share/berth"))
+            .unwrap_or_else(|| PathBuf::from("/tmp/berth-data")),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let data_root = args.data_root.clone().unwrap_or_else(default_data_root);
+    let hosts = if args.hosts.is_empty() {
+        vec![berth_api::default_host()]
+    } else {
+        args.hosts.clone()
+    };
+    let hosts: Vec<Host> = hosts
+        .iter()
+        .map(|h| Host::parse(h).map_err(anyhow::Error::msg))
+        .collect::<Result<_, _>>()?;
+    let group = args
+        .group
+        .as_deref()
+        .map(listen::group_id)
+        .transpose()
+        .context("--group")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("berthd")
+        .build()?;
+    runtime.block_on(run(args, data_root, hosts, group))
+}
+
+async fn run(
+    args: Args,
+    data_root: PathBuf,
+    hosts: Vec<Host>,
+    group: Option<u32>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&data_root)
+        .with_context(|| format!("creating data root {}", data_root.display()))?;
+    let daemon = berth_daemon::Daemon::open(berth_daemon::DaemonConfig {
+        data_root: data_root.clone(),
+        max_instances: args.max_containers,
+    })
+    .with_context(|| format!("opening data root {}", data_root.display()))?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = Vec::new();
+    let mut sockets = Vec::new();
+    for host in hosts {
+        let Host::Unix(path) = host;
+        let listener = listen::bind_unix(&path, group)
+            .with_context(|| format!("listening on unix://{}", path.display()))?;
+        tracing::info!(socket = %path.display(), "API listening");
+        sockets.push(path);
+        let mut rx = stop_rx.clone();
+        let shutdown = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        servers.push(tokio::spawn(listen::serve(
+            daemon.clone(),
+            listener,
+            shutdown,
+        )));
+    }
+    tracing::info!(root = %data_root.display(), version = env!("CARGO_PKG_VERSION"), "berthd started");
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+    }
+    let _ = stop_tx.send(true);
+    daemon.shutdown().await;
+    for s in servers {
+        // Long-lived streams (logs -f, attach) end with their containers; don't hang on them.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s).await;
+    }
+    for path in sockets {
+        let _ = std::fs::remove_file(path);
+    }
+    tracing::info!("berthd stopped");
+    Ok(())
+}

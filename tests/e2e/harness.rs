@@ -1,0 +1,213 @@
+//! A berthd per test, and a way to run the berth CLI against it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+pub const BERTHD: &str = env!("CARGO_BIN_EXE_berthd");
+
+/// Repository root (where `examples/` lives).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Path of an example's build context, checking that its guest was built.
+pub fn example(name: &str) -> PathBuf {
+    let dir = repo().join("examples").join(name);
+    let wasm = dir.join(format!("{name}.wasm"));
+    assert!(
+        wasm.is_file(),
+        "{} is missing: run scripts/build-examples.sh first",
+        wasm.display()
+    );
+    dir
+}
+
+/// Compiled guests are shared between the tests' daemons: the cache is keyed by engine and
+/// module digest and written atomically, so sharing it is safe and saves recompiling.
+fn shared_compile_cache() -> PathBuf {
+    let dir = repo().join("target").join("test-compiled");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Result of one CLI run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "expected success: {self:#?}");
+        self
+    }
+}
+
+/// A running berthd with its own data root and socket.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        std::os::unix::fs::symlink(shared_compile_cache(), state.join("compiled")).unwrap();
+        let mut d = Self { dir, child: None };
+        d.spawn();
+        d
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("berth.sock").display())
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("berthd.log"))
+            .unwrap();
+        let child = Command::new(BERTHD)
+            .args([
+                "--data-root",
+                self.state().to_str().unwrap(),
+                "-H",
+                &self.host(),
+            ])
+            .env("BERTH_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning berthd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.berth(&["version"]).code == 0 {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("berthd exited early ({status}): {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("berthd did not answer within 60s: {}", self.log());
+    }
+
+    /// Stops berthd with SIGTERM and waits for it.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("daemon not running");
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("berthd did not stop on SIGTERM: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    /// Runs `berth ARGS` against this daemon.
+    pub fn berth(&self, args: &[&str]) -> Run {
+        self.berth_in(args, None)
+    }
+
+    /// Runs `berth ARGS` with `input` on stdin.
+    pub fn berth_in(&self, args: &[&str], input: Option<&[u8]>) -> Run {
+        let mut child = Command::new(BERTH)
+            .args(args)
+            .env("BERTH_HOST", self.host())
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(data) = input {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(data).unwrap();
+        }
+        Run::from(child.wait_with_output().unwrap())
+    }
+
+    /// Builds an example image and returns the build output.
+    pub fn build_example(&self, name: &str, tag: &str) -> Run {
+        let ctx = example(name);
+        let r = self.berth(&["build", "-t", tag, ctx.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "build {name}: {r:#?}\n{}", self.log());
+        r
+    }
+
+    /// Waits until `cond` holds for `berth inspect -f TEMPLATE NAME`.
+    pub fn wait_inspect(&self, name: &str, template: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self.berth(&["inspect", "-f", template, name]);
+            if r.stdout.trim() == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: {template} never became {want:?}: {r:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Writes a build context with the given files and returns its directory.
+pub fn context(dir: &Path, files: &[(&str, &[u8])]) -> PathBuf {
+    for (name, data) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    dir.to_path_buf()
+}
