@@ -98,36 +98,46 @@ fn no_daemon_names_the_address_it_tried() {
 fn trap_is_non_zero_with_the_reason_in_inspect() {
     let d = Daemon::start();
     let tmp = tempfile::tempdir().unwrap();
-    // A preview1 module whose _start hits `unreachable`.
-    let wasm = wat_unreachable();
-    let ctx = context(
-        tmp.path(),
-        &[
-            ("trap.wasm", &wasm),
-            (
-                "Dockerfile",
-                b"FROM scratch\nCOPY trap.wasm /trap.wasm\nENTRYPOINT [\"/trap.wasm\"]\n",
-            ),
-        ],
-    );
+    let ctx = wat_image(tmp.path(), "unreachable");
     d.berth(&["build", "-t", "trap", ctx.to_str().unwrap()])
         .ok();
-    let r = d.berth(&["run", "--name", "t", "trap"]);
+    let r = d.berth(&["run", "--name", "trapped", "trap"]);
     assert_eq!(r.code, 134, "{r:#?}");
-    let err = d.berth(&["inspect", "-f", "{{.State.Error}}", "t"]);
-    assert!(err.ok().stdout.contains("unreachable"), "{err:#?}");
+    let st = d.berth(&[
+        "inspect",
+        "-f",
+        "{{.State.ExitCode}} {{.State.Error}}",
+        "trapped",
+    ]);
+    let out = st.ok().stdout.clone();
+    assert!(
+        out.starts_with("134 ") && out.contains("unreachable"),
+        "{out}"
+    );
 }
 
-/// `(module (func (export "_start") unreachable) (memory (export "memory") 1))` in binary form.
-fn wat_unreachable() -> Vec<u8> {
-    vec![
-        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // header
-        0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type: () -> ()
-        0x03, 0x02, 0x01, 0x00, // func 0: type 0
-        0x05, 0x03, 0x01, 0x00, 0x01, // memory: min 1
-        0x07, 0x13, 0x02, // exports: 2
-        0x06, b'_', b's', b't', b'a', b'r', b't', 0x00, 0x00, // "_start" func 0
-        0x06, b'm', b'e', b'm', b'o', b'r', b'y', 0x02, 0x00, // "memory" memory 0
-        0x0a, 0x05, 0x01, 0x03, 0x00, 0x00, 0x0b, // code: unreachable, end
-    ]
+#[test]
+fn preview1_exit_codes_pass_through() {
+    let d = Daemon::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = wat_image(tmp.path(), "exit3");
+    d.berth(&["build", "-t", "exit3", ctx.to_str().unwrap()])
+        .ok();
+    let r = d.berth(&["run", "--rm", "exit3"]);
+    assert_eq!((r.code, r.stdout.as_str()), (3, "bye!\n"), "{r:#?}");
+}
+
+/// A build context holding the compiled fixture `tests/e2e/fixtures/NAME.wat` as `/NAME.wasm`.
+fn wat_image(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let src = crate::harness::repo().join(format!("tests/e2e/fixtures/{name}.wat"));
+    let wasm = wat::parse_file(&src).unwrap();
+    let dockerfile =
+        format!("FROM scratch\nCOPY {name}.wasm /{name}.wasm\nENTRYPOINT [\"/{name}.wasm\"]\n");
+    context(
+        dir,
+        &[
+            (&format!("{name}.wasm"), &wasm),
+            ("Dockerfile", dockerfile.as_bytes()),
+        ],
+    )
 }

@@ -1517,6 +1517,23 @@ pub fn bytes_size(size: f64) -> String {
     )
 }
 
+/// Go's `time.Time.String()` of a unix timestamp in the local zone:
+/// `2024-01-02 15:04:05 +0000 UTC` (zones other than UTC are named by their offset).
+pub fn go_time_string(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| {
+            let local = t.with_timezone(&chrono::Local);
+            let offset = local.format("%z").to_string();
+            let zone = if offset == "+0000" {
+                "UTC".to_string()
+            } else {
+                offset.clone()
+            };
+            format!("{} {offset} {zone}", local.format("%Y-%m-%d %H:%M:%S"))
+        })
+        .unwrap_or_default()
+}
+
 /// Go's `strconv.Quote`.
 pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);

@@ -21,8 +21,7 @@ use std::process::ExitCode;
     name = "berth",
     about = "A self-sufficient runtime for WebAssembly containers",
     disable_version_flag = true,
-    subcommand_required = false,
-    arg_required_else_help = true
+    subcommand_required = false
 )]
 pub struct Cli {
     /// Daemon socket to connect to
@@ -90,6 +89,8 @@ pub fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        let _ = Cli::command().print_help();
         return ExitCode::SUCCESS;
     };
     let host = cli

@@ -121,7 +121,28 @@ pub struct Container {
     logs: LogWriter,
     exits: watch::Sender<ExitEvent>,
     kill: Mutex<Option<oneshot::Sender<i32>>>,
-    stdin: Mutex<Option<tokio::io::WriteHalf<tokio::io::SimplexStream>>>,
+    stdin: Mutex<StdinPipe>,
+}
+
+/// The guest's stdin for its next run: `start` takes the read end, an attached client with
+/// `stdin=1` takes the write end. Dropping the write end gives the guest EOF.
+#[derive(Default)]
+struct StdinPipe {
+    reader: Option<tokio::io::ReadHalf<tokio::io::SimplexStream>>,
+    writer: Option<tokio::io::WriteHalf<tokio::io::SimplexStream>>,
+}
+
+impl StdinPipe {
+    fn new(open: bool) -> Self {
+        if !open {
+            return Self::default();
+        }
+        let (r, w) = tokio::io::simplex(STDIN_PIPE_BYTES);
+        Self {
+            reader: Some(r),
+            writer: Some(w),
+        }
+    }
 }
 
 impl Container {
@@ -139,7 +160,11 @@ impl Container {
 
     /// Takes the write end of the guest's stdin (one attached client may have it).
     pub fn take_stdin(&self) -> Option<tokio::io::WriteHalf<tokio::io::SimplexStream>> {
-        self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.stdin
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .writer
+            .take()
     }
 
     fn persist_state(&self, state: &ContainerState) -> Result<()> {
@@ -292,6 +317,7 @@ impl Daemon {
             let logs = LogWriter::open(&cdir.join(format!("{}-json.log", spec.id)))
                 .map_err(DaemonError::io("opening container log"))?;
             let was_running = matches!(state.status, Status::Running | Status::Removing);
+            let open_stdin = spec.open_stdin;
             if was_running {
                 state.status = Status::Exited;
                 state.exit_code = DAEMON_GONE_EXIT_CODE;
@@ -311,7 +337,7 @@ impl Daemon {
                 logs,
                 exits,
                 kill: Mutex::new(None),
-                stdin: Mutex::new(None),
+                stdin: Mutex::new(StdinPipe::new(open_stdin)),
             });
             if c.spec.auto_remove {
                 tracing::info!(id = %c.spec.id, "removing auto-remove container left by a previous run");
@@ -643,6 +669,7 @@ impl Daemon {
         let logs = LogWriter::open(&final_dir.join(format!("{}-json.log", spec.id)))
             .map_err(DaemonError::io("creating container log"))?;
         let (exits, _) = watch::channel(ExitEvent::default());
+        let stdin = StdinPipe::new(spec.open_stdin);
         Ok(Arc::new(Container {
             spec,
             dir: final_dir,
@@ -650,7 +677,7 @@ impl Daemon {
             logs,
             exits,
             kill: Mutex::new(None),
-            stdin: Mutex::new(None),
+            stdin: Mutex::new(stdin),
         }))
     }
 
@@ -698,13 +725,13 @@ impl Daemon {
             c.persist_state(&st)?;
             *c.kill.lock().unwrap_or_else(|e| e.into_inner()) = Some(kill_tx);
             c.logs.set_open(true);
-            if c.spec.open_stdin {
-                let (r, w) = tokio::io::simplex(STDIN_PIPE_BYTES);
-                *c.stdin.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
-                Some(Box::new(r) as Box<dyn tokio::io::AsyncRead + Send + Sync + Unpin>)
-            } else {
-                None
+            let mut pipe = c.stdin.lock().unwrap_or_else(|e| e.into_inner());
+            if c.spec.open_stdin && pipe.reader.is_none() {
+                *pipe = StdinPipe::new(true);
             }
+            pipe.reader
+                .take()
+                .map(|r| Box::new(r) as Box<dyn tokio::io::AsyncRead + Send + Sync + Unpin>)
         };
         let spec = RunSpec {
             args: c.spec.args.clone(),
@@ -769,12 +796,16 @@ impl Daemon {
             }
         }
         c.kill.lock().unwrap_or_else(|e| e.into_inner()).take();
-        c.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // A fresh stdin for the next start.
+        *c.stdin.lock().unwrap_or_else(|e| e.into_inner()) = StdinPipe::new(c.spec.open_stdin);
         c.logs.set_open(false);
+        // As Docker: `wait` reports an error only when the guest could not run at all; a trap
+        // is an exit with a code, and its reason is in inspect's State.Error.
+        let wait_error = matches!(outcome, Outcome::Failed(_)).then_some(error);
         c.exits.send_modify(|ev| {
             ev.seq += 1;
             ev.code = code;
-            ev.error = (!error.is_empty()).then_some(error);
+            ev.error = wait_error;
         });
         if c.spec.auto_remove
             && let Err(e) = self.remove(c.spec.id.as_str(), true).await

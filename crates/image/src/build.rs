@@ -209,9 +209,9 @@ impl<'a> Builder<'a> {
                 } => {
                     empty_layer = false;
                     let plan = plan_copy(context, &files, sources, dest, &workdir, *chmod)
-                        .map_err(|m| step_err(m))?;
+                        .map_err(step_err)?;
                     content_hash = plan.content_hash(context)?.to_string();
-                    key = chain_key(&key, &ins.original, &content_hash);
+                    key = chain_key(&key, &format!("{:?}", ins.kind), &content_hash);
                     let cached = if opts.no_cache {
                         None
                     } else {
@@ -243,7 +243,7 @@ impl<'a> Builder<'a> {
                 }
             }
             if empty_layer {
-                key = chain_key(&key, &ins.original, &content_hash);
+                key = chain_key(&key, &format!("{:?}", ins.kind), &content_hash);
             }
             config.history.push(History {
                 created: Some(now.clone()),

@@ -499,6 +499,12 @@ fn wasi_builder(spec: RunSpec) -> Result<WasiCtxBuilder, RuntimeError> {
         b.preopened_dir(&root.host_path, "/", perms)
             .map_err(|e| RuntimeError::Setup(format!("root {}: {e}", root.host_path.display())))?;
         b.initial_cwd(&spec.cwd);
+        // wasi-libc in preview1 modules has no initial working directory: it matches relative
+        // paths against a preopen named ".", so the working directory is preopened as that too.
+        if let Some(cwd) = workdir_host_path(&root.host_path, &spec.cwd)? {
+            b.preopened_dir(&cwd, ".", perms)
+                .map_err(|e| RuntimeError::Setup(format!("working directory {}: {e}", spec.cwd)))?;
+        }
     }
     b.stdout(output::GuestOutput::new(
         spec.output.clone(),
@@ -509,6 +515,37 @@ fn wasi_builder(spec: RunSpec) -> Result<WasiCtxBuilder, RuntimeError> {
         b.stdin(wasmtime_wasi::cli::AsyncStdinStream::new(stdin));
     }
     Ok(b)
+}
+
+/// The host directory of the guest working directory `cwd` inside `root`, if it is not the
+/// root itself and exists. `..` is clamped at the root, and the resolved directory must still
+/// be inside the root, so a symlink planted in an image or by an earlier run cannot make the
+/// host preopen something outside it.
+fn workdir_host_path(root: &std::path::Path, cwd: &str) -> Result<Option<PathBuf>, RuntimeError> {
+    let mut rel = PathBuf::new();
+    for part in cwd.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                rel.pop();
+            }
+            p => rel.push(p),
+        }
+    }
+    if rel.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let Ok(resolved) = std::fs::canonicalize(root.join(&rel)) else {
+        return Ok(None);
+    };
+    let root = std::fs::canonicalize(root)
+        .map_err(|e| RuntimeError::Setup(format!("root {}: {e}", root.display())))?;
+    if !resolved.starts_with(&root) || !resolved.is_dir() {
+        return Err(RuntimeError::Setup(format!(
+            "working directory {cwd} resolves outside the container root"
+        )));
+    }
+    Ok(Some(resolved))
 }
 
 fn build_engine(config: &RuntimeConfig) -> Result<(Engine, bool), RuntimeError> {
@@ -542,6 +579,27 @@ fn build_engine(config: &RuntimeConfig) -> Result<(Engine, bool), RuntimeError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workdir_preopen_stays_inside_the_root() {
+        let outer = tempfile::tempdir().unwrap();
+        let root = outer.path().join("root");
+        std::fs::create_dir_all(root.join("app/data")).unwrap();
+        std::os::unix::fs::symlink(outer.path(), root.join("evil")).unwrap();
+        assert_eq!(workdir_host_path(&root, "/").unwrap(), None);
+        assert_eq!(workdir_host_path(&root, "/nope").unwrap(), None);
+        let got = workdir_host_path(&root, "/app/../app/data")
+            .unwrap()
+            .unwrap();
+        assert!(got.ends_with("app/data"));
+        assert!(
+            workdir_host_path(&root, "/../../app")
+                .unwrap()
+                .unwrap()
+                .ends_with("app")
+        );
+        assert!(workdir_host_path(&root, "/evil").is_err());
+    }
 
     #[test]
     fn detect_rejects_non_wasm() {

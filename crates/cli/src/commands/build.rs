@@ -83,6 +83,11 @@ pub fn context_tar(root: &Path, files: &[PathBuf], extra: &[(String, Vec<u8>)]) 
         }
         let mut h = tar::Header::new_gnu();
         h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // permission bits only, as Go's tar.FileInfoHeader writes them
+            h.set_mode(meta.permissions().mode() & 0o7777);
+        }
         h.set_uid(0);
         h.set_gid(0);
         let ft = meta.file_type();

@@ -13,7 +13,7 @@ pub struct ContainerOpts {
     #[arg(long)]
     pub rm: bool,
     /// Assign a name to the container
-    #[arg(long)]
+    #[arg(long, value_name = "string")]
     pub name: Option<String>,
     /// Set environment variables
     #[arg(

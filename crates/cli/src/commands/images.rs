@@ -4,7 +4,7 @@ use super::out;
 use super::ps::filters_json;
 use crate::client::{Client, query};
 use crate::error::StatusError;
-use crate::format::{ListFormat, human_size, truncate_id};
+use crate::format::{ListFormat, go_time_string, human_size, truncate_id};
 use anyhow::Result;
 use berth_api::{ImageSummary, human_duration};
 use clap::Args;
@@ -76,18 +76,7 @@ pub fn rows(img: &ImageSummary, trunc: bool, now: i64) -> Vec<Value> {
             human_duration(std::time::Duration::from_secs(age))
         )
     };
-    let created_at = chrono::DateTime::from_timestamp(img.created, 0)
-        .map(|t| {
-            let local = t.with_timezone(&chrono::Local);
-            let offset = local.format("%z").to_string();
-            let zone = if offset == "+0000" {
-                "UTC".to_string()
-            } else {
-                offset.clone()
-            };
-            format!("{} {offset} {zone}", local.format("%Y-%m-%d %H:%M:%S"))
-        })
-        .unwrap_or_default();
+    let created_at = go_time_string(img.created);
     let size = human_size(img.size as f64);
     let digest_of = |repo: &str| {
         img.repo_digests

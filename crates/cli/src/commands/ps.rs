@@ -2,7 +2,7 @@
 
 use super::out;
 use crate::client::{Client, query};
-use crate::format::{ListFormat, ellipsis, go_quote, truncate_id};
+use crate::format::{ListFormat, ellipsis, go_quote, go_time_string, truncate_id};
 use anyhow::Result;
 use berth_api::{ContainerSummary, Port, human_duration};
 use clap::Args;
@@ -207,18 +207,7 @@ pub fn row(c: &ContainerSummary, trunc: bool, now: i64) -> Value {
         names = vec![n.clone()];
     }
     let labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let created = chrono::DateTime::from_timestamp(c.created, 0)
-        .map(|t| {
-            let local = t.with_timezone(&chrono::Local);
-            let offset = local.format("%z").to_string();
-            let zone = if offset == "+0000" {
-                "UTC".to_string()
-            } else {
-                offset.clone()
-            };
-            format!("{} {offset} {zone}", local.format("%Y-%m-%d %H:%M:%S"))
-        })
-        .unwrap_or_default();
+    let created = go_time_string(c.created);
     let age = (now - c.created).max(0) as u64;
     let running_for = format!(
         "{} ago",
