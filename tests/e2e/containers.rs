@@ -238,3 +238,37 @@ fn containers_survive_a_daemon_restart() {
     let r = d.berth(&["run", "--rm", "hello:1"]);
     assert_eq!(r.ok().stdout, "Hello, world!\n");
 }
+
+#[test]
+fn ctrl_c_on_run_stops_the_container() {
+    let d = Daemon::start();
+    d.build_example("hello", "hello:1");
+    let child = d.berth_spawn(&["run", "--name", "cc", "hello:1", "sleep=300"]);
+    d.wait_inspect("cc", "{{.State.Running}}", "true");
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    d.wait_inspect("cc", "{{.State.Status}} {{.State.ExitCode}}", "exited 130");
+}
+
+#[test]
+fn a_spinning_guest_does_not_stall_the_daemon_and_stops() {
+    let d = Daemon::start();
+    d.build_example("hello", "hello:1");
+    d.build_wat("spin", "spin");
+    d.berth(&["run", "-d", "--name", "spinner", "spin"]).ok();
+    d.berth(&["run", "-d", "--name", "spinner2", "spin"]).ok();
+    d.wait_inspect("spinner", "{{.State.Running}}", "true");
+    // Two spinning guests on two cores: the API and other containers still answer.
+    for _ in 0..5 {
+        assert!(d.berth(&["ps", "-q"]).ok().stdout.lines().count() == 2);
+        assert_eq!(
+            d.berth(&["run", "--rm", "hello:1"]).ok().stdout,
+            "Hello, world!\n"
+        );
+    }
+    d.berth(&["stop", "spinner", "spinner2"]).ok();
+    d.wait_inspect("spinner", "{{.State.Status}}", "exited");
+    d.wait_inspect("spinner2", "{{.State.Status}}", "exited");
+}

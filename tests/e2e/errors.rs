@@ -97,10 +97,7 @@ fn no_daemon_names_the_address_it_tried() {
 #[test]
 fn trap_is_non_zero_with_the_reason_in_inspect() {
     let d = Daemon::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let ctx = wat_image(tmp.path(), "unreachable");
-    d.berth(&["build", "-t", "trap", ctx.to_str().unwrap()])
-        .ok();
+    d.build_wat("unreachable", "trap");
     let r = d.berth(&["run", "--name", "trapped", "trap"]);
     assert_eq!(r.code, 134, "{r:#?}");
     let st = d.berth(&[
@@ -119,25 +116,7 @@ fn trap_is_non_zero_with_the_reason_in_inspect() {
 #[test]
 fn preview1_exit_codes_pass_through() {
     let d = Daemon::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let ctx = wat_image(tmp.path(), "exit3");
-    d.berth(&["build", "-t", "exit3", ctx.to_str().unwrap()])
-        .ok();
+    d.build_wat("exit3", "exit3");
     let r = d.berth(&["run", "--rm", "exit3"]);
     assert_eq!((r.code, r.stdout.as_str()), (3, "bye!\n"), "{r:#?}");
-}
-
-/// A build context holding the compiled fixture `tests/e2e/fixtures/NAME.wat` as `/NAME.wasm`.
-fn wat_image(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    let src = crate::harness::repo().join(format!("tests/e2e/fixtures/{name}.wat"));
-    let wasm = wat::parse_file(&src).unwrap();
-    let dockerfile =
-        format!("FROM scratch\nCOPY {name}.wasm /{name}.wasm\nENTRYPOINT [\"/{name}.wasm\"]\n");
-    context(
-        dir,
-        &[
-            (&format!("{name}.wasm"), &wasm),
-            ("Dockerfile", dockerfile.as_bytes()),
-        ],
-    )
 }

@@ -116,6 +116,16 @@ impl Daemon {
 
     /// Stops berthd with SIGTERM and waits for it.
     pub fn stop(&mut self) -> std::process::ExitStatus {
+        let status = self.signal_stop();
+        assert!(
+            status.success(),
+            "berthd exited with {status} on SIGTERM: {}",
+            self.log()
+        );
+        status
+    }
+
+    fn signal_stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("daemon not running");
         // SAFETY: sending a signal to our own child process.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -166,6 +176,37 @@ impl Daemon {
             stdin.write_all(data).unwrap();
         }
         Run::from(child.wait_with_output().unwrap())
+    }
+
+    /// Starts `berth ARGS` without waiting for it.
+    pub fn berth_spawn(&self, args: &[&str]) -> Child {
+        Command::new(BERTH)
+            .args(args)
+            .env("BERTH_HOST", self.host())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Builds an image from the WAT fixture `tests/e2e/fixtures/NAME.wat` (as `/NAME.wasm`).
+    pub fn build_wat(&self, name: &str, tag: &str) {
+        let src = repo().join(format!("tests/e2e/fixtures/{name}.wat"));
+        let wasm = wat::parse_file(&src).unwrap();
+        let dockerfile =
+            format!("FROM scratch\nCOPY {name}.wasm /{name}.wasm\nENTRYPOINT [\"/{name}.wasm\"]\n");
+        let dir = tempfile::tempdir().unwrap();
+        let wasm_name = format!("{name}.wasm");
+        let ctx = context(
+            dir.path(),
+            &[
+                (wasm_name.as_str(), &wasm),
+                ("Dockerfile", dockerfile.as_bytes()),
+            ],
+        );
+        self.berth(&["build", "-t", tag, ctx.to_str().unwrap()])
+            .ok();
     }
 
     /// Builds an example image and returns the build output.

@@ -145,12 +145,11 @@ fn read_stdin_chunks() -> tokio::sync::mpsc::Receiver<Vec<u8>> {
 
 /// Stream the attached container until it exits; returns its exit code.
 pub async fn stream_until_exit(
-    client: &Client,
-    id: &str,
     io: RawStream,
     tty: bool,
     stdin: bool,
     waiter: Waiter,
+    proxy: Option<JoinHandle<()>>,
 ) -> Result<i32> {
     let (rd, mut wr) = tokio::io::split(io);
     if stdin {
@@ -168,7 +167,6 @@ pub async fn stream_until_exit(
         // As the docker CLI does: nothing will be written, so half-close at once.
         let _ = wr.shutdown().await;
     }
-    let proxy = spawn_signal_proxy(client, id);
     let output = pump(rd, tty);
     tokio::pin!(output);
     let mut handle = waiter.handle;

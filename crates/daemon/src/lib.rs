@@ -1259,6 +1259,9 @@ impl Daemon {
 
     pub fn version(&self) -> api::Version {
         let version = env!("CARGO_PKG_VERSION").to_string();
+        let git_commit = option_env!("BERTH_GIT_COMMIT")
+            .unwrap_or("unknown")
+            .to_string();
         api::Version {
             platform: api::VersionPlatform {
                 name: "Berth".into(),
@@ -1266,10 +1269,10 @@ impl Daemon {
             version: version.clone(),
             api_version: api::API_VERSION.into(),
             min_api_version: api::MIN_API_VERSION.into(),
-            git_commit: option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown").into(),
+            git_commit: git_commit.clone(),
             go_version: "n/a (Rust)".into(),
             os: std::env::consts::OS.into(),
-            arch: std::env::consts::ARCH.into(),
+            arch: go_arch().into(),
             kernel_version: kernel_version(),
             build_time: String::new(),
             experimental: false,
@@ -1278,15 +1281,19 @@ impl Daemon {
                     name: "Engine".into(),
                     version: version.clone(),
                     details: [
-                        ("ApiVersion".to_string(), api::API_VERSION.to_string()),
-                        (
-                            "MinAPIVersion".to_string(),
-                            api::MIN_API_VERSION.to_string(),
-                        ),
-                        ("Os".to_string(), std::env::consts::OS.to_string()),
-                        ("Arch".to_string(), std::env::consts::ARCH.to_string()),
+                        ("ApiVersion", api::API_VERSION.to_string()),
+                        ("MinAPIVersion", api::MIN_API_VERSION.to_string()),
+                        ("Os", std::env::consts::OS.to_string()),
+                        ("Arch", go_arch().to_string()),
+                        ("GitCommit", git_commit.clone()),
+                        ("GoVersion", "n/a (Rust)".to_string()),
+                        ("KernelVersion", kernel_version()),
+                        ("BuildTime", String::new()),
+                        ("Experimental", "false".to_string()),
                     ]
-                    .into(),
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
                 },
                 api::VersionComponent {
                     name: "wasmtime".into(),
@@ -1438,6 +1445,16 @@ fn summary(c: &Container) -> api::ContainerSummary {
         },
         network_settings: api::SummaryNetworkSettings::default(),
         mounts: Vec::new(),
+    }
+}
+
+/// The architecture under Go's name, which Docker clients print (`amd64`, `arm64`).
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::container_opts::{ContainerOpts, process_env};
 use super::create::create_container;
-use crate::attach::{attach_path, start_waiter, stream_until_exit};
+use crate::attach::{attach_path, spawn_signal_proxy, start_waiter, stream_until_exit};
 use crate::client::{Client, path_escape};
 use crate::error::{StatusError, with_code};
 use crate::outln;
@@ -65,6 +65,8 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<i32> {
         .map_err(|e| with_code(e, 125))?;
     let condition = if opts.rm { "removed" } else { "next-exit" };
     let waiter = start_waiter(client, &id, condition).await;
+    // Ctrl-C from here on stops the container (as docker's sig-proxy), even before streaming.
+    let proxy = spawn_signal_proxy(client, &id);
     if let Err(e) = start_container(client, &id).await {
         let e = with_code(e, 125);
         let message = e.to_string();
@@ -74,7 +76,7 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<i32> {
         }
         return Err(StatusError::new(start_error_code(&message), message).into());
     }
-    stream_until_exit(client, &id, io, opts.tty, opts.interactive, waiter).await
+    stream_until_exit(io, opts.tty, opts.interactive, waiter, proxy).await
 }
 
 #[cfg(test)]

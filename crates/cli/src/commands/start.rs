@@ -2,7 +2,7 @@
 
 use super::run::start_container;
 use super::{describe, finish_all};
-use crate::attach::{attach_path, start_waiter, stream_until_exit};
+use crate::attach::{attach_path, spawn_signal_proxy, start_waiter, stream_until_exit};
 use crate::client::{Client, path_escape};
 use crate::error::StatusError;
 use crate::outln;
@@ -67,6 +67,7 @@ async fn start_attached(client: &Client, name: &str, stdin: bool) -> Result<i32>
     let io = client.attach(&attach_path(&id, stdin)).await?;
     let condition = if auto_remove { "removed" } else { "next-exit" };
     let waiter = start_waiter(client, &id, condition).await;
+    let proxy = spawn_signal_proxy(client, &id);
     start_container(client, &id).await?;
-    stream_until_exit(client, &id, io, tty, stdin, waiter).await
+    stream_until_exit(io, tty, stdin, waiter, proxy).await
 }
