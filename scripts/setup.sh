@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "setup: cargo (rustup) is required" >&2; exit 1; }
 rustup target add wasm32-wasip1 wasm32-wasip2
+if ! dpkg -s libssl-dev >/dev/null 2>&1; then
+    sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo
+    $sudo_ apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq libssl-dev pkg-config
+fi
 cargo build --release --bins
 ./scripts/build-examples.sh
 

@@ -5,6 +5,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "test: cargo (rustup) is required" >&2; exit 1; }
 rustup target add wasm32-wasip1 wasm32-wasip2
+# Real components the tests drive: the CNCF distribution registry, skopeo, htpasswd, curl.
+need=()
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v curl >/dev/null || need+=(curl)
+dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev pkg-config)
+if [ ${#need[@]} -gt 0 ]; then
+    sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo
+    $sudo_ apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${need[@]}"
+fi
 ./scripts/build-examples.sh
 cargo build --bins --quiet
 if cargo nextest --version >/dev/null 2>&1; then

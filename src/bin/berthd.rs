@@ -23,6 +23,10 @@ struct Args {
     /// How many containers may run at once (sizes the instance pool)
     #[arg(long, default_value_t = 1000)]
     max_containers: u32,
+    /// Registry (host[:port]) to reach over plain HTTP; localhost, 127.0.0.0/8 and ::1 always
+    /// are (repeatable)
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
 }
 
 fn default_data_root() -> PathBuf {
@@ -81,6 +85,7 @@ async fn run(
     let daemon = berth_daemon::Daemon::open(berth_daemon::DaemonConfig {
         data_root: data_root.clone(),
         max_instances: args.max_containers,
+        insecure_registries: args.insecure_registries.clone(),
     })
     .with_context(|| format!("opening data root {}", data_root.display()))?;
 

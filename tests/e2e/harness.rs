@@ -161,6 +161,7 @@ impl Daemon {
         let mut child = Command::new(BERTH)
             .args(args)
             .env("BERTH_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
             .stdin(if input.is_some() {
                 Stdio::piped()
             } else {
@@ -183,6 +184,7 @@ impl Daemon {
         Command::new(BERTH)
             .args(args)
             .env("BERTH_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

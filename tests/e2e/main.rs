@@ -9,3 +9,4 @@ mod harness;
 mod build;
 mod containers;
 mod errors;
+mod registry;

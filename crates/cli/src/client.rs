@@ -89,7 +89,12 @@ impl Client {
         &self.host
     }
 
-    async fn sender(&self) -> Result<http1::SendRequest<Full<Bytes>>> {
+    async fn sender<B>(&self) -> Result<http1::SendRequest<B>>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let connect_err = || ConnectError {
             host: self.host.clone(),
         };
@@ -110,16 +115,16 @@ impl Client {
         }
     }
 
-    fn build(
+    /// A request builder with the API prefix, `Host`, `User-Agent` and `headers`.
+    fn builder(
         &self,
         method: Method,
         path: &str,
-        body: Option<Body>,
         headers: &[(&'static str, String)],
-    ) -> Result<Request<Full<Bytes>>> {
+    ) -> Result<hyper::http::request::Builder> {
         let uri = format!("{API_PREFIX}{path}");
         let mut builder = Request::builder()
-            .method(method.clone())
+            .method(method)
             .uri(uri)
             .header("Host", "berth")
             .header(
@@ -132,6 +137,17 @@ impl Client {
                 HeaderValue::from_str(value).context("invalid header value")?,
             );
         }
+        Ok(builder)
+    }
+
+    fn build(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Body>,
+        headers: &[(&'static str, String)],
+    ) -> Result<Request<Full<Bytes>>> {
+        let mut builder = self.builder(method.clone(), path, headers)?;
         let (data, content_type) = match body {
             Some(b) => (b.data, Some(b.content_type)),
             None => (Bytes::new(), None),
@@ -170,6 +186,33 @@ impl Client {
         headers: &[(&'static str, String)],
     ) -> Result<Response<Incoming>> {
         let resp = self.raw(method, path, body, headers).await?;
+        check(resp).await
+    }
+
+    /// Send a request whose body is streamed (`Transfer-Encoding: chunked`) rather than held
+    /// in memory; a `4xx`/`5xx` answer becomes a [`DaemonError`].
+    pub async fn send_streaming<B>(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &'static str,
+        body: B,
+        headers: &[(&'static str, String)],
+    ) -> Result<Response<Incoming>>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let req = self
+            .builder(method, path, headers)?
+            .header("Content-Type", content_type)
+            .body(body)?;
+        let mut sender = self.sender::<B>().await?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .with_context(|| format!("error during connect to {}", self.host))?;
         check(resp).await
     }
 
@@ -229,9 +272,58 @@ impl Client {
     }
 }
 
-async fn handshake<S>(stream: S) -> Result<http1::SendRequest<Full<Bytes>>>
+/// A request body read chunk by chunk from a blocking reader (a file, stdin) on its own
+/// thread, so that it is never held in memory as a whole.
+pub struct ReaderBody {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+}
+
+impl ReaderBody {
+    /// Size of the chunks read.
+    const CHUNK: usize = 64 * 1024;
+
+    pub fn new<R: std::io::Read + Send + 'static>(mut reader: R) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; Self::CHUNK];
+            loop {
+                let item = match reader.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => Ok(Bytes::copy_from_slice(&buf[..n])),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => Err(e),
+                };
+                let failed = item.is_err();
+                // the receiver is gone when the request ended early: stop reading
+                if tx.blocking_send(item).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Self { rx }
+    }
+}
+
+impl hyper::body::Body for ReaderBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|item| item.map(|r| r.map(hyper::body::Frame::data)))
+    }
+}
+
+async fn handshake<S, B>(stream: S) -> Result<http1::SendRequest<B>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (sender, conn) = http1::handshake(TokioIo::new(stream))
         .await
@@ -448,6 +540,23 @@ mod tests {
         assert!(v.is_none());
         let mut bad = b"nope".to_vec();
         assert!(decode_next::<serde_json::Value>(&mut bad).is_err());
+    }
+
+    #[tokio::test]
+    async fn reader_bodies_stream_everything() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let body = ReaderBody::new(std::io::Cursor::new(data.clone()));
+        let got = body.collect().await.unwrap().to_bytes();
+        assert_eq!(got.as_ref(), data.as_slice());
+
+        struct Failing;
+        impl std::io::Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk on fire"))
+            }
+        }
+        let err = ReaderBody::new(Failing).collect().await.err().unwrap();
+        assert_eq!(err.to_string(), "disk on fire");
     }
 
     #[test]

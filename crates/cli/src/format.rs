@@ -1487,7 +1487,9 @@ pub fn fmt_g(v: f64, prec: usize) -> String {
     }
 }
 
-fn size_with(size: f64, base: f64, units: &[&str], prec: usize) -> String {
+/// `size` in the largest unit of `units` (each `base` times the previous) below it, with `prec`
+/// significant digits.
+pub(crate) fn size_with(size: f64, base: f64, units: &[&str], prec: usize) -> String {
     let mut size = size;
     let mut i = 0;
     while size >= base && i < units.len() - 1 {

@@ -3,14 +3,17 @@
 //!
 //! [`main`] parses the arguments with clap (before any other work), then runs one command on
 //! a current-thread tokio runtime. The HTTP client is in [`client`], the output formatting
-//! (Go templates, tables, sizes) in [`format`], and each command in its own module under
-//! `commands`.
+//! (Go templates, tables, sizes) in [`format`], registry credentials (Docker's `config.json`)
+//! in [`config`], the progress display of pull/push/load streams in `progress`, and each
+//! command in its own module under `commands`.
 
 mod attach;
 pub mod client;
 mod commands;
+pub mod config;
 pub mod error;
 pub mod format;
+mod progress;
 
 use clap::Parser;
 use std::ffi::OsString;
@@ -243,5 +246,41 @@ mod tests {
         assert!(parse(&["version"]).is_ok());
         assert!(parse(&["info"]).is_ok());
         assert!(parse(&["nope"]).is_err());
+    }
+
+    #[test]
+    fn registry_and_archive_commands() {
+        assert!(matches!(
+            parse(&["pull", "-q", "hello:1"]).unwrap().command,
+            Some(Command::Pull(ref p)) if p.quiet && p.image == "hello:1"
+        ));
+        assert!(parse(&["pull"]).is_err());
+        assert!(matches!(
+            parse(&["push", "--format", "wasm-artifact", "r:5000/a:v1"]).unwrap().command,
+            Some(Command::Push(ref p)) if p.format == "wasm-artifact" && !p.quiet
+        ));
+        assert!(matches!(
+            parse(&["push", "-q", "a"]).unwrap().command,
+            Some(Command::Push(ref p)) if p.format == "docker" && p.quiet
+        ));
+        assert!(parse(&["push", "--format", "tarball", "a"]).is_err());
+        assert!(matches!(
+            parse(&["login", "-u", "u", "--password-stdin", "r:5000"]).unwrap().command,
+            Some(Command::Login(ref l)) if l.password_stdin
+                && l.username.as_deref() == Some("u")
+                && l.server.as_deref() == Some("r:5000")
+        ));
+        assert!(parse(&["login", "-u", "u", "-p", "p"]).is_ok());
+        assert!(parse(&["logout"]).is_ok());
+        assert!(parse(&["logout", "r:5000"]).is_ok());
+        assert!(matches!(
+            parse(&["save", "-o", "x.tar", "a", "b"]).unwrap().command,
+            Some(Command::Save(ref s)) if s.output.as_deref() == Some("x.tar") && s.images.len() == 2
+        ));
+        assert!(parse(&["save"]).is_err());
+        assert!(matches!(
+            parse(&["load", "-i", "x.tar", "-q"]).unwrap().command,
+            Some(Command::Load(ref l)) if l.quiet && l.input.as_deref() == Some("x.tar")
+        ));
     }
 }

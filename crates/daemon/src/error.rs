@@ -20,6 +20,8 @@ pub enum ErrorKind {
     NotModified,
     /// 503
     Unavailable,
+    /// 401
+    Unauthorized,
     /// 500
     Internal,
 }
@@ -42,6 +44,12 @@ pub enum DaemonError {
     NotModified(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    NotFoundMessage(String),
+    #[error("{0}")]
+    Registry(String),
     #[error("{0}")]
     Internal(String),
     #[error(transparent)]
@@ -70,7 +78,9 @@ impl DaemonError {
     pub fn kind(&self) -> ErrorKind {
         use ErrorKind::*;
         match self {
-            Self::NoSuchContainer(_) | Self::NoSuchImage(_) => NotFound,
+            Self::NoSuchContainer(_) | Self::NoSuchImage(_) | Self::NotFoundMessage(_) => NotFound,
+            Self::Unauthorized(_) => Unauthorized,
+            Self::Registry(_) => Internal,
             Self::NameInUse { .. } | Self::Conflict(_) => Conflict,
             Self::Invalid(_) => InvalidArgument,
             Self::NotModified(_) => NotModified,

@@ -16,6 +16,7 @@
 pub mod container;
 pub mod error;
 pub mod logs;
+pub mod transfer;
 
 pub use container::{ContainerId, ContainerSpec, ContainerState, Status};
 pub use error::{DaemonError, ErrorKind, Result};
@@ -80,6 +81,8 @@ pub struct DaemonConfig {
     pub data_root: PathBuf,
     /// How many guests may be instantiated at once (pooling allocator slots).
     pub max_instances: u32,
+    /// Registries (`host[:port]`) reached over plain HTTP besides localhost and 127.0.0.0/8.
+    pub insecure_registries: Vec<String>,
 }
 
 /// An exit (or removal) of a container, broadcast to waiters.
@@ -216,13 +219,14 @@ pub struct Daemon {
     ready: Mutex<HashMap<Digest, Arc<ReadyImage>>>,
     /// Serialises image mutations (build commit, tag, rmi).
     image_lock: tokio::sync::Mutex<()>,
+    registry: berth_registry::Registry,
     id: String,
 }
 
 impl Daemon {
     /// Opens the data root, reconciles leftovers of a crash and loads containers.
     pub fn open(config: DaemonConfig) -> Result<Arc<Self>> {
-        let root = config.data_root;
+        let root = config.data_root.clone();
         for d in ["containers", "snapshots", "images", "buildcache"] {
             std::fs::create_dir_all(root.join(d)).map_err(DaemonError::io(format!(
                 "creating {}",
@@ -252,6 +256,9 @@ impl Daemon {
             containers: RwLock::new(HashMap::new()),
             ready: Mutex::new(HashMap::new()),
             image_lock: tokio::sync::Mutex::new(()),
+            registry: berth_registry::Registry::new(berth_registry::RegistryConfig {
+                insecure: config.insecure_registries.clone(),
+            }),
             id,
         });
         daemon.load_containers()?;
@@ -416,14 +423,16 @@ impl Daemon {
         }
         let snapshot =
             unpack::snapshot(self.images.content(), &self.root.join("snapshots"), image)?;
+        if !image.is_wasm() {
+            return Err(DaemonError::Invalid(format!(
+                "image {} is not a Wasm image (os {:?}, architecture {:?}); Berth runs only wasi/wasm images",
+                image.id.short(),
+                image.config.os,
+                image.config.architecture
+            )));
+        }
         let cfg = &image.config.config;
-        let argv0 = cfg
-            .entrypoint
-            .iter()
-            .flatten()
-            .chain(cfg.cmd.iter().flatten())
-            .next()
-            .cloned();
+        let argv0 = image.default_command().into_iter().next();
         let workdir = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
         let entry = match argv0 {
             Some(path) => {
@@ -523,6 +532,13 @@ impl Daemon {
             Some(ep) => {
                 let ep: Vec<String> = ep.iter().filter(|s| !s.is_empty()).cloned().collect();
                 (ep, req.config.cmd.clone().unwrap_or_default())
+            }
+            None if icfg.entrypoint.is_none() && icfg.cmd.is_none() => {
+                // An artifact (e.g. the CNCF Wasm format) names no command: run its module.
+                (
+                    image.default_command(),
+                    req.config.cmd.clone().unwrap_or_default(),
+                )
             }
             None => (
                 icfg.entrypoint.clone().unwrap_or_default(),
@@ -1021,7 +1037,7 @@ impl Daemon {
                 id: img.id.to_string(),
                 parent_id: String::new(),
                 repo_tags: tags,
-                repo_digests: Vec::new(),
+                repo_digests: self.images.repo_digests(&m),
                 created: img
                     .config
                     .created
@@ -1051,7 +1067,7 @@ impl Daemon {
                 .iter()
                 .map(|r| r.familiar())
                 .collect(),
-            repo_digests: Vec::new(),
+            repo_digests: self.images.repo_digests(&img.manifest_digest),
             parent: String::new(),
             comment: String::new(),
             created: img.config.created.clone().unwrap_or_default(),
@@ -1375,7 +1391,7 @@ impl berth_runtime::OutputSink for LogSink {
 
 /// `argv[0]` or a working directory as a path relative to the container root:
 /// relative paths resolve against `workdir`, `..` is clamped at `/`.
-fn guest_path(workdir: &str, path: &str) -> PathBuf {
+pub(crate) fn guest_path(workdir: &str, path: &str) -> PathBuf {
     let joined = if path.starts_with('/') {
         path.to_string()
     } else {

@@ -27,13 +27,32 @@ pub mod media {
     pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
     pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
     pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+    pub const DOCKER_MANIFEST_LIST: &str =
+        "application/vnd.docker.distribution.manifest.list.v2+json";
+    /// The CNCF Wasm OCI artifact: one `application/wasm` layer and this config.
+    pub const WASM_CONFIG_V0: &str = "application/vnd.wasm.config.v0+json";
+    pub const WASM_LAYER: &str = "application/wasm";
+    /// runwasi's Wasm layer type.
+    pub const WASM_COMPONENT_LAYER: &str =
+        "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm";
+    /// Spin and wasm-to-oci's Wasm layer type.
+    pub const WASM_CONTENT_LAYER: &str = "application/vnd.wasm.content.layer.v1+wasm";
 
     /// Whether a layer media type is a (possibly gzipped) tarball Berth can unpack.
     pub fn is_tar_layer(media_type: &str) -> bool {
         matches!(
             media_type,
             OCI_LAYER_TAR | OCI_LAYER_GZIP | DOCKER_LAYER_TAR | DOCKER_LAYER_GZIP
-        )
+        ) || media_type.starts_with("application/vnd.oci.image.layer.nondistributable.v1.tar")
+    }
+
+    /// Whether a layer is a raw Wasm binary (artifact formats) rather than a tarball.
+    pub fn is_wasm_layer(media_type: &str) -> bool {
+        matches!(
+            media_type,
+            WASM_LAYER | WASM_COMPONENT_LAYER | WASM_CONTENT_LAYER
+        ) || media_type == "application/vnd.w3c.wasm.module.v1+wasm"
+            || media_type == "application/vnd.wasm.component.v1+wasm"
     }
 }
 
@@ -167,9 +186,68 @@ impl Image {
         self.manifest.config.size + self.manifest.layers.iter().map(|l| l.size).sum::<u64>()
     }
 
-    /// The chain id of the whole layer stack, which names its unpacked snapshot.
+    /// The chain id of the whole layer stack, which names its unpacked snapshot. Raw Wasm
+    /// layers take part with their blob digest, after the tar layers.
     pub fn chain_id(&self) -> Option<Digest> {
-        chain_id(&self.config.rootfs.diff_ids)
+        let mut ids = self.config.rootfs.diff_ids.clone();
+        ids.extend(self.wasm_layers().map(|l| l.digest.clone()));
+        chain_id(&ids)
+    }
+
+    /// Layers that are raw Wasm binaries (CNCF artifact, runwasi) rather than tarballs.
+    pub fn wasm_layers(&self) -> impl Iterator<Item = &Descriptor> {
+        self.manifest
+            .layers
+            .iter()
+            .filter(|l| media::is_wasm_layer(&l.media_type))
+    }
+
+    /// Where a raw Wasm layer appears in the container: `/<title>` from the
+    /// `org.opencontainers.image.title` annotation when it is a plain file name, else
+    /// `/<short digest>.wasm`.
+    pub fn wasm_layer_path(layer: &Descriptor) -> String {
+        let title = layer
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("org.opencontainers.image.title"))
+            .filter(|t| {
+                !t.is_empty()
+                    && t.len() <= 255
+                    && *t != "."
+                    && *t != ".."
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            });
+        match title {
+            Some(t) => format!("/{t}"),
+            None => format!("/{}.wasm", layer.digest.short()),
+        }
+    }
+
+    /// `Entrypoint` + `Cmd` of the config; for an artifact without them, its single Wasm layer.
+    pub fn default_command(&self) -> Vec<String> {
+        let c = &self.config.config;
+        let cmd: Vec<String> = c
+            .entrypoint
+            .iter()
+            .flatten()
+            .chain(c.cmd.iter().flatten())
+            .cloned()
+            .collect();
+        if !cmd.is_empty() {
+            return cmd;
+        }
+        let mut wasm = self.wasm_layers();
+        match (wasm.next(), wasm.next()) {
+            (Some(l), None) => vec![Self::wasm_layer_path(l)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the config says this is a Wasm image (`architecture` wasm or wasm32; `os` is
+    /// only a hint, as runwasi treats it).
+    pub fn is_wasm(&self) -> bool {
+        matches!(self.config.architecture.as_str(), "wasm" | "wasm32")
     }
 }
 
@@ -188,6 +266,8 @@ struct RefsFile {
     refs: BTreeMap<String, Digest>,
     #[serde(default)]
     dangling: BTreeSet<Digest>,
+    #[serde(default)]
+    repo_digests: BTreeMap<Digest, Vec<String>>,
 }
 
 /// Names and records of local images.
@@ -285,19 +365,58 @@ impl ImageStore {
     ) -> Result<Digest, ImageError> {
         let config_bytes = canonical_json(config);
         let config_digest = self.content.put(&config_bytes)?;
+        let config = Descriptor {
+            media_type: media::OCI_CONFIG.into(),
+            digest: config_digest,
+            size: config_bytes.len() as u64,
+            annotations: None,
+        };
+        self.commit_manifest(config, layers, media::OCI_MANIFEST)
+    }
+
+    /// Stores a manifest for a config and layers already in the content store.
+    pub fn commit_manifest(
+        &self,
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+        media_type: &str,
+    ) -> Result<Digest, ImageError> {
         let manifest = Manifest {
             schema_version: 2,
-            media_type: Some(media::OCI_MANIFEST.into()),
-            config: Descriptor {
-                media_type: media::OCI_CONFIG.into(),
-                digest: config_digest,
-                size: config_bytes.len() as u64,
-                annotations: None,
-            },
+            media_type: Some(media_type.into()),
+            config,
             layers,
             annotations: None,
         };
         Ok(self.content.put(&canonical_json(&manifest))?)
+    }
+
+    /// Records that `manifest` was pulled from (or pushed to) `repo_digest`
+    /// (`repository@sha256:...`), as Docker's `RepoDigests`.
+    pub fn add_repo_digest(
+        &self,
+        manifest: &Digest,
+        repo_digest: String,
+    ) -> Result<(), ImageError> {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let list = state.repo_digests.entry(manifest.clone()).or_default();
+        if !list.contains(&repo_digest) {
+            list.push(repo_digest);
+            list.sort();
+            self.save(&state)?;
+        }
+        Ok(())
+    }
+
+    /// `RepoDigests` of an image.
+    pub fn repo_digests(&self, manifest: &Digest) -> Vec<String> {
+        self.state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .repo_digests
+            .get(manifest)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Points `reference` at `manifest`. The image it pointed to before, if any and if now
@@ -348,6 +467,7 @@ impl ImageStore {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         state.refs.retain(|_, d| d != manifest);
         state.dangling.remove(manifest);
+        state.repo_digests.remove(manifest);
         self.save(&state)?;
         let others: Vec<Digest> = state
             .refs

@@ -345,11 +345,16 @@ pub fn snapshot(
     snapshots_dir: &Path,
     image: &Image,
 ) -> Result<PathBuf, UnpackError> {
-    let layers = &image.manifest.layers;
+    let tar_layers: Vec<_> = image
+        .manifest
+        .layers
+        .iter()
+        .filter(|l| !media::is_wasm_layer(&l.media_type))
+        .collect();
     let diff_ids = &image.config.rootfs.diff_ids;
-    if layers.len() != diff_ids.len() {
+    if tar_layers.len() != diff_ids.len() {
         return Err(UnpackError::LayerCountMismatch {
-            layers: layers.len(),
+            layers: tar_layers.len(),
             diff_ids: diff_ids.len(),
         });
     }
@@ -367,7 +372,7 @@ pub fn snapshot(
         .tempdir_in(snapshots_dir)
         .map_err(io_at(snapshots_dir))?;
     let root = Dir::open_ambient_dir(tmp.path(), ambient_authority()).map_err(io_at(tmp.path()))?;
-    for (layer, expected) in layers.iter().zip(diff_ids) {
+    for (layer, expected) in tar_layers.iter().zip(diff_ids) {
         let mut reader = HashingReader {
             inner: open_layer(store, &layer.digest, &layer.media_type)?,
             hasher: Sha256Hasher::new(),
@@ -382,6 +387,19 @@ pub fn snapshot(
                 actual,
             });
         }
+    }
+    // Raw Wasm layers (artifact formats) become single files at the root.
+    for layer in image.wasm_layers() {
+        let name = Image::wasm_layer_path(layer);
+        let name = name.trim_start_matches('/');
+        let mut src = store.open_blob(&layer.digest)?;
+        let _ = root.remove_file(name);
+        let mut dst = root
+            .open_with(name, OpenOptions::new().write(true).create_new(true))
+            .map_err(io_at(Path::new(name)))?;
+        io::copy(&mut src, &mut dst).map_err(io_at(Path::new(name)))?;
+        dst.set_permissions(mode_perms(0o755, false))
+            .map_err(io_at(Path::new(name)))?;
     }
     let kept = tmp.keep();
     match std::fs::rename(&kept, &target) {

@@ -32,6 +32,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
         ErrorKind::NotModified => StatusCode::NOT_MODIFIED,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -84,6 +85,7 @@ mod tests {
             (ErrorKind::InvalidArgument, 400),
             (ErrorKind::NotModified, 304),
             (ErrorKind::Unavailable, 503),
+            (ErrorKind::Unauthorized, 401),
             (ErrorKind::Internal, 500),
         ];
         for (kind, code) in table {

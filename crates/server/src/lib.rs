@@ -144,6 +144,13 @@ fn routes(daemon: AppState) -> Router {
         .route("/containers/{id}/resize", post(c::resize))
         .route("/containers/{id}", axum::routing::delete(c::remove))
         .route("/images/json", get(images::list))
+        .route("/images/create", post(images::create))
+        .route("/images/get", get(images::get_many))
+        .route(
+            "/images/load",
+            post(images::load).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/auth", post(images::auth))
         .route("/images/{*rest}", any(images::by_name))
         .route(
             "/build",

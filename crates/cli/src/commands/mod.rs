@@ -11,11 +11,17 @@ pub mod images;
 pub mod info;
 pub mod inspect;
 pub mod kill;
+pub mod load;
+pub mod login;
+pub mod logout;
 pub mod logs;
 pub mod ps;
+pub mod pull;
+pub mod push;
 pub mod rm;
 pub mod rmi;
 pub mod run;
+pub mod save;
 pub mod start;
 pub mod stop;
 pub mod tag;
@@ -52,6 +58,18 @@ pub enum Command {
     Rmi(rmi::RmiArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(tag::TagArgs),
+    /// Download an image from a registry
+    Pull(pull::PullArgs),
+    /// Upload an image to a registry
+    Push(push::PushArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(save::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(load::LoadArgs),
+    /// Authenticate to a registry
+    Login(login::LoginArgs),
+    /// Log out from a registry
+    Logout(logout::LogoutArgs),
     /// Show the Berth version information
     Version(version::VersionArgs),
     /// Display system-wide information
@@ -63,6 +81,10 @@ pub async fn dispatch(host: &str, command: Command) -> Result<i32> {
     // `version` prints its client section even when the host is malformed or unreachable.
     if let Command::Version(args) = command {
         return version::run(host, args).await;
+    }
+    // `logout` only edits the configuration file.
+    if let Command::Logout(args) = command {
+        return logout::run(args).await;
     }
     let client = Client::new(host)?;
     match command {
@@ -80,8 +102,13 @@ pub async fn dispatch(host: &str, command: Command) -> Result<i32> {
         Command::Images(a) => images::run(&client, a).await,
         Command::Rmi(a) => rmi::run(&client, a).await,
         Command::Tag(a) => tag::run(&client, a).await,
+        Command::Pull(a) => pull::run(&client, a).await,
+        Command::Push(a) => push::run(&client, a).await,
+        Command::Save(a) => save::run(&client, a).await,
+        Command::Load(a) => load::run(&client, a).await,
+        Command::Login(a) => login::run(&client, a).await,
         Command::Info(a) => info::run(&client, a).await,
-        Command::Version(_) => unreachable!("handled above"),
+        Command::Version(_) | Command::Logout(_) => unreachable!("handled above"),
     }
 }
 
