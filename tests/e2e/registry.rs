@@ -98,23 +98,8 @@ impl Registry {
         } else {
             format!("http://{}{location}{sep}digest={digest}", self.addr)
         };
-        let tmp = self.dir.path().join("blob.tmp");
-        std::fs::write(&tmp, data).unwrap();
-        let code = curl(&[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "PUT",
-            "-H",
-            "Content-Type: application/octet-stream",
-            "--data-binary",
-            &format!("@{}", tmp.display()),
-            &url,
-        ]);
-        assert_eq!(code.trim(), "201", "blob upload to {url}");
+        let code = self.curl_put(&url, "application/octet-stream", data);
+        assert_eq!(code, "201", "blob upload to {url}");
         digest
     }
 
@@ -126,8 +111,18 @@ impl Registry {
         media_type: &str,
         body: &[u8],
     ) -> String {
-        let tmp = self.dir.path().join("manifest.tmp");
-        std::fs::write(&tmp, body).unwrap();
+        let url = format!("http://{}/v2/{repo}/manifests/{reference}", self.addr);
+        let code = self.curl_put(&url, media_type, body);
+        assert_eq!(code, "201", "manifest upload: {}", self.log());
+        format!("sha256:{}", sha256_hex(body))
+    }
+}
+
+impl Registry {
+    /// `PUT` `data` to `url` with curl; returns the HTTP status.
+    fn curl_put(&self, url: &str, content_type: &str, data: &[u8]) -> String {
+        let tmp = tempfile::NamedTempFile::new_in(self.dir.path()).unwrap();
+        std::fs::write(tmp.path(), data).unwrap();
         let code = curl(&[
             "-s",
             "-o",
@@ -137,13 +132,12 @@ impl Registry {
             "-X",
             "PUT",
             "-H",
-            &format!("Content-Type: {media_type}"),
+            &format!("Content-Type: {content_type}"),
             "--data-binary",
-            &format!("@{}", tmp.display()),
-            &format!("http://{}/v2/{repo}/manifests/{reference}", self.addr),
+            &format!("@{}", tmp.path().display()),
+            url,
         ]);
-        assert_eq!(code.trim(), "201", "manifest upload: {}", self.log());
-        format!("sha256:{}", sha256_hex(body))
+        code.trim().to_string()
     }
 }
 

@@ -397,6 +397,50 @@ mod tests {
     }
 
     #[test]
+    fn loads_docker_save_tarballs_keeping_the_image_id() {
+        // The legacy `docker save` layout: manifest.json, the config file, layer tars.
+        let mut layer = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_mode(0o755);
+        layer
+            .append_data(&mut h, "app.wasm", &b"\0asm"[..])
+            .unwrap();
+        let layer = layer.into_inner().unwrap();
+        let diff = Digest::sha256_of(&layer);
+        let config = format!(
+            r#"{{"architecture":"wasm","os":"wasi","config":{{"Entrypoint":["/app.wasm"]}},"rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#
+        );
+        let config_id = Digest::sha256_of(config.as_bytes());
+        let manifest = format!(
+            r#"[{{"Config":"{}.json","RepoTags":["app:v1"],"Layers":["abc/layer.tar"]}}]"#,
+            config_id.hex()
+        );
+        let mut t = tar::Builder::new(Vec::new());
+        for (name, data) in [
+            ("manifest.json", manifest.as_bytes()),
+            (&format!("{}.json", config_id.hex())[..], config.as_bytes()),
+            ("abc/layer.tar", &layer[..]),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            t.append_data(&mut h, name, data).unwrap();
+        }
+        let b = tempfile::tempdir().unwrap();
+        let dst = store(b.path());
+        let loaded = load(&dst, io::Cursor::new(t.into_inner().unwrap()), b.path()).unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].name, Some(Reference::parse("app:v1").unwrap()));
+        let img = dst.get(&loaded[0].manifest).unwrap();
+        assert_eq!(
+            img.id, config_id,
+            "the image id is the config digest, unchanged"
+        );
+        assert_eq!(img.manifest.layers[0].media_type, media::DOCKER_LAYER_TAR);
+    }
+
+    #[test]
     fn garbage_is_a_clear_error() {
         let b = tempfile::tempdir().unwrap();
         let dst = store(b.path());

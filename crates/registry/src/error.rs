@@ -11,7 +11,7 @@ pub enum RegistryError {
     /// The registry refused the credentials given (or their absence): HTTP 401 or 403, a
     /// failed token exchange, or a `UNAUTHORIZED`/`DENIED` error code.
     #[error(
-        "unauthorized: access to {registry} was denied (authentication required, or the credentials were rejected)"
+        "unauthorized: {registry} denied access: authentication is required, the credentials were rejected, or the repository does not exist"
     )]
     Unauthorized {
         /// The registry host (`host[:port]`).

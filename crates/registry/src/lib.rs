@@ -2,7 +2,7 @@
 //!
 //! - [`Registry::pull`] resolves a tag or digest, picks the Wasm entry of an image index,
 //!   and downloads the manifest, the config and the layers into a
-//!   [`ContentStore`](berth_image::store::ContentStore). Every byte is checked against the
+//!   [`ContentStore`]. Every byte is checked against the
 //!   digest and size it was requested by while it streams; `Docker-Content-Digest` is never
 //!   trusted. Layers download four at a time, resume with `Range` after a dropped connection,
 //!   and are skipped when already in the store.
@@ -280,7 +280,7 @@ impl Registry {
     /// it: config mediaType application/vnd.wasm.config.v0+json with {"created","author":null,
     /// "architecture":"wasm","os":"wasip2" for components / "wasip1" for modules,
     /// "layerDigests":[...],"component":null or {"exports":[],"imports":[]}}, exactly one layer
-    /// application/wasm annotated org.opencontainers.image.title=<file name>, manifest mediaType
+    /// application/wasm annotated `org.opencontainers.image.title=<file name>`, manifest mediaType
     /// set explicitly to application/vnd.oci.image.manifest.v1+json, canonical JSON (sorted
     /// keys).
     ///

@@ -371,6 +371,7 @@ async fn fetch_attempt(
                 if s.content_length.is_some_and(|len| len != size - offset) {
                     // Not the range asked for: start again from scratch next time.
                     *writer = None;
+                    *reported = 0;
                     return Err(Failure::Retry(format!(
                         "the registry answered a range request for bytes {offset}- with {} bytes",
                         s.content_length.unwrap_or_default()
@@ -382,11 +383,13 @@ async fn fetch_attempt(
             BlobResponse::Full(s) => {
                 // The registry ignored Range: start over.
                 *writer = None;
+                *reported = 0;
                 s
             }
         }
     } else {
         *writer = None;
+        *reported = 0;
         sess.client
             .pull_blob_stream(&oci_ref, layer)
             .await
@@ -423,7 +426,7 @@ async fn fetch_attempt(
                 }
                 w.write_all(&chunk)
                     .map_err(|e| Failure::Fatal(io_store_error(store.path(digest), e)))?;
-                if report && total - *reported >= crate::pull::PROGRESS_STEP {
+                if report && total.saturating_sub(*reported) >= PROGRESS_STEP {
                     *reported = total;
                     progress(Progress::LayerProgress {
                         id: id.to_string(),

@@ -132,12 +132,7 @@ async fn push_blob_from_store(
     let digest = &desc.digest;
     let ctx = sess.blob_ctx(digest);
     let id = digest.short().to_string();
-    let exists = sess
-        .client
-        .blob_exists(target, digest.as_str())
-        .await
-        .map_err(|e| ctx.oci(e))?;
-    if exists {
+    if sess.blob_exists(digest).await? {
         if is_layer {
             progress(Progress::LayerExists { id });
         }
@@ -359,12 +354,7 @@ pub(crate) async fn push_wasm_artifact(
         async move {
             let ctx: ErrCtx = sess.blob_ctx(&digest);
             let id = digest.short().to_string();
-            let exists = sess
-                .client
-                .blob_exists(target, digest.as_str())
-                .await
-                .map_err(|e| ctx.oci(e))?;
-            if exists {
+            if sess.blob_exists(&digest).await? {
                 if is_layer {
                     progress(Progress::LayerExists { id });
                 }

@@ -10,6 +10,7 @@ use berth_image::digest::Digest;
 use berth_image::reference::Reference;
 use oci_client::RegistryOperation;
 use oci_client::secrets::RegistryAuth;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A fetched manifest or index: the exact bytes, and the response `Content-Type`.
 pub(crate) struct FetchedDocument {
@@ -28,8 +29,13 @@ pub(crate) struct Session<'a> {
     pub domain: String,
     /// The repository path (`library/hello`).
     pub path: String,
+    /// The host requests go to (`index.docker.io` for `docker.io`).
+    api_host: String,
     /// `Authorization` value for Berth's own requests, from the token handshake.
     bearer: Option<String>,
+    /// Set once the registry answered 401 to a request without credentials while Basic
+    /// credentials are at hand: they are sent from then on.
+    basic: AtomicBool,
     /// The reference as printed in errors.
     pub display: String,
 }
@@ -45,7 +51,16 @@ impl<'a> Session<'a> {
         let insecure = registry.is_insecure(&domain);
         let (scheme, http) = registry.http_for(insecure, &domain)?;
         let client = registry.oci_client(insecure, creds, &domain)?;
+        let api_host = oci_client::Reference::with_tag(
+            domain.clone(),
+            reference.path().to_string(),
+            "latest".to_string(),
+        )
+        .resolve_registry()
+        .to_string();
         Ok(Session {
+            api_host,
+            basic: AtomicBool::new(false),
             client,
             http: http.clone(),
             scheme,
@@ -100,9 +115,60 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// Sends a request to the registry with the session's token; Basic credentials are sent
+    /// only after the registry answers 401 to a request without them.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let build = |basic: bool| {
+            let mut req = self.http.request(method.clone(), url);
+            if let Some(accept) = accept {
+                req = req.header(reqwest::header::ACCEPT, accept);
+            }
+            if let Some(b) = &self.bearer {
+                req = req.header(reqwest::header::AUTHORIZATION, b);
+            } else if basic && let Credentials::Basic { username, password } = self.creds {
+                req = req.basic_auth(username, Some(password));
+            }
+            req
+        };
+        let basic = self.basic.load(Ordering::Relaxed);
+        let res = build(basic).send().await?;
+        if res.status().as_u16() == 401
+            && !basic
+            && self.bearer.is_none()
+            && matches!(self.creds, Credentials::Basic { .. })
+        {
+            self.basic.store(true, Ordering::Relaxed);
+            return build(true).send().await;
+        }
+        Ok(res)
+    }
+
+    /// Whether the repository has a blob (`HEAD`), with the session's token: during a push
+    /// that is the push token, which some registries require even to look.
+    pub async fn blob_exists(&self, digest: &Digest) -> Result<bool, RegistryError> {
+        let url = format!(
+            "{}://{}/v2/{}/blobs/{digest}",
+            self.scheme, self.api_host, self.path
+        );
+        let ctx = self.blob_ctx(digest);
+        let res = self
+            .send(reqwest::Method::HEAD, &url, None)
+            .await
+            .map_err(|e| ctx.reqwest(&e))?;
+        match res.status().as_u16() {
+            200..=299 => Ok(true),
+            404 => Ok(false),
+            status => Err(ctx.status(status, "HEAD blob", &[])),
+        }
+    }
+
     /// GETs a manifest or index by tag or digest, with the four manifest types in `Accept`,
-    /// refusing bodies over `limit` bytes, retrying transport failures and 5xx. Basic
-    /// credentials are sent only after the registry answers 401.
+    /// refusing bodies over `limit` bytes, retrying transport failures and 5xx.
     pub async fn get_manifest(
         &self,
         target: &str,
@@ -110,26 +176,16 @@ impl<'a> Session<'a> {
         what: &str,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<FetchedDocument, RegistryError> {
-        let host = self.oci_tag("latest").resolve_registry().to_string();
         let url = format!(
-            "{}://{host}/v2/{}/manifests/{target}",
-            self.scheme, self.path
+            "{}://{}/v2/{}/manifests/{target}",
+            self.scheme, self.api_host, self.path
         );
+        let accept = MANIFEST_TYPES.join(", ");
         let ctx = self.ctx();
         let mut attempt = 0;
-        let mut send_basic = false;
         loop {
             attempt += 1;
-            let mut req = self
-                .http
-                .get(&url)
-                .header(reqwest::header::ACCEPT, MANIFEST_TYPES.join(", "));
-            if let Some(b) = &self.bearer {
-                req = req.header(reqwest::header::AUTHORIZATION, b);
-            } else if send_basic && let Credentials::Basic { username, password } = self.creds {
-                req = req.basic_auth(username, Some(password));
-            }
-            let failure = match req.send().await {
+            let failure = match self.send(reqwest::Method::GET, &url, Some(&accept)).await {
                 Ok(res) => {
                     let status = res.status();
                     if status.is_success() {
@@ -148,20 +204,11 @@ impl<'a> Session<'a> {
                             }
                             Err(ReadFailure::Transport(e)) => return Err(ctx.reqwest(&e)),
                         }
-                    } else if status.as_u16() == 401
-                        && !send_basic
-                        && self.bearer.is_none()
-                        && matches!(self.creds, Credentials::Basic { .. })
-                    {
-                        send_basic = true;
-                        attempt -= 1;
-                        continue;
                     } else if status.is_server_error() || status.as_u16() == 429 {
                         format!("HTTP {status}")
                     } else {
                         let body = read_capped(res, 4096).await;
-                        let err = ctx.status(status.as_u16(), &format!("GET {what}"), &body);
-                        return Err(err);
+                        return Err(ctx.status(status.as_u16(), &format!("GET {what}"), &body));
                     }
                 }
                 Err(e) if reqwest_is_retryable(&e) => error_chain(&e),

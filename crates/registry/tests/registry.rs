@@ -732,7 +732,12 @@ struct FlakyProxy {
     saw_range: Arc<AtomicBool>,
 }
 
-async fn flaky_proxy(upstream: u16, cut_after: usize, max_cuts: usize) -> FlakyProxy {
+async fn flaky_proxy(
+    upstream: u16,
+    cut_after: usize,
+    max_cuts: usize,
+    strip_range: bool,
+) -> FlakyProxy {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -759,13 +764,17 @@ async fn flaky_proxy(upstream: u16, cut_after: usize, max_cuts: usize) -> FlakyP
                             Ok(0) | Err(_) => break,
                             Ok(n) => n,
                         };
-                        if String::from_utf8_lossy(&buf[..n])
-                            .to_ascii_lowercase()
-                            .contains("\r\nrange: bytes=")
-                        {
+                        let mut data = buf[..n].to_vec();
+                        let lower = String::from_utf8_lossy(&data).to_ascii_lowercase();
+                        if let Some(at) = lower.find("\r\nrange: bytes=") {
                             saw_range.store(true, Ordering::SeqCst);
+                            if strip_range {
+                                // Play a registry that ignores Range: drop the header line.
+                                let end = lower[at + 2..].find("\r\n").map_or(n, |e| at + 2 + e);
+                                data.drain(at..end);
+                            }
                         }
-                        if sw.write_all(&buf[..n]).await.is_err() {
+                        if sw.write_all(&data).await.is_err() {
                             break;
                         }
                     }
@@ -829,7 +838,7 @@ async fn dropped_connections_are_retried_and_resumed_with_range() {
         .await
         .unwrap();
 
-    let proxy = flaky_proxy(reg.port, 1024 * 1024, 1).await;
+    let proxy = flaky_proxy(reg.port, 1024 * 1024, 1, false).await;
     let via_proxy = Reference::parse(&format!("127.0.0.1:{}/berth/big:1", proxy.port)).unwrap();
     let (_d, store) = new_store();
     let events = Events::default();
@@ -858,8 +867,21 @@ async fn dropped_connections_are_retried_and_resumed_with_range() {
     assert!(progress_events >= 2, "{progress_events}");
     assert!(progress_events as u64 <= img.layer_bytes.len() as u64 / (512 * 1024) + 1);
 
+    // A registry that ignores Range: the download starts over, and still verifies.
+    let proxy = flaky_proxy(reg.port, 1024 * 1024, 1, true).await;
+    let via_proxy = Reference::parse(&format!("127.0.0.1:{}/berth/big:1", proxy.port)).unwrap();
+    let (_d, store) = new_store();
+    let events = Events::default();
+    client
+        .pull(&via_proxy, &Credentials::Anonymous, &store, &events.sink())
+        .await
+        .unwrap();
+    assert_eq!(read_blob(&store, &img.layer), img.layer_bytes);
+    assert!(proxy.saw_range.load(Ordering::SeqCst));
+    assert_eq!(events.count(|p| matches!(p, Progress::Retrying { .. })), 1);
+
     // A connection that keeps dropping: three attempts, then a transport error.
-    let proxy = flaky_proxy(reg.port, 1024 * 1024, usize::MAX).await;
+    let proxy = flaky_proxy(reg.port, 1024 * 1024, usize::MAX, false).await;
     let via_proxy = Reference::parse(&format!("127.0.0.1:{}/berth/big:1", proxy.port)).unwrap();
     let (_d, store) = new_store();
     let events = Events::default();

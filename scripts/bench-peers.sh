@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Measures Berth side by side with its peers on this machine, interleaved A B A B, and prints
+# medians and ratios. Release binaries; a private berthd and docker-registry on loopback.
+#
+#   scripts/bench-peers.sh [all|run|pull] [RUNS]     (default: all, 10 runs per side)
+#
+# Pairs:
+#   run   `berth run --rm hello` (daemon warm, image cached) vs `wasmtime run hello.wasm`
+#   pull  `berth pull` of an image with a 50 MiB layer from the local registry (store emptied
+#         between runs) vs `skopeo copy docker://... oci:...` of the same image
+# Peers are installed when missing: wasmtime-cli 48.0.8 (cargo install, slow: ~15 min on
+# 2 cores), skopeo and docker-registry (apt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WHAT=${1:-all}
+RUNS=${2:-10}
+root=$PWD
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+
+need=()
+command -v skopeo >/dev/null || need+=(skopeo)
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+if [ "$WHAT" != pull ] && ! command -v wasmtime >/dev/null; then
+    cargo install wasmtime-cli --version 48.0.8 --locked
+fi
+cargo build --release --bins --quiet
+./scripts/build-examples.sh >/dev/null
+berth=$root/target/release/berth
+
+now() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ms() { awk -v n="$1" 'BEGIN {printf "%.2f", n/1e6}'; }
+report() { # name file_a file_b
+    local a b
+    a=$(median <"$2"); b=$(median <"$3")
+    printf '%-6s berth %8s ms   peer %8s ms   ratio %.3f\n' "$1" "$(ms "$a")" "$(ms "$b")" \
+        "$(awk -v a="$a" -v b="$b" 'BEGIN {print a/b}')"
+}
+
+# A private daemon.
+export BERTH_HOST=unix://$work/berth.sock
+"$root/target/release/berthd" --data-root "$work/state" -H "$BERTH_HOST" 2>"$work/berthd.log" &
+for _ in $(seq 100); do $berth version >/dev/null 2>&1 && break; sleep 0.1; done
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); $RUNS runs each, interleaved"
+
+# --- run ---------------------------------------------------------------------------------
+if [ "$WHAT" != pull ]; then
+$berth build -q -t hello:bench examples/hello >/dev/null
+$berth run --rm hello:bench >/dev/null   # warm
+wasmtime run examples/hello/hello.wasm >/dev/null
+: >"$work/run.a"; : >"$work/run.b"
+for _ in $(seq "$RUNS"); do
+    t=$(now); $berth run --rm hello:bench >/dev/null; echo $(( $(now) - t )) >>"$work/run.a"
+    t=$(now); wasmtime run examples/hello/hello.wasm >/dev/null; echo $(( $(now) - t )) >>"$work/run.b"
+done
+report run "$work/run.a" "$work/run.b"
+fi
+
+# --- pull --------------------------------------------------------------------------------
+[ "$WHAT" = run ] && exit 0
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$work/registry.yml" <<EOF
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $work/registry}}
+http: {addr: 127.0.0.1:$port}
+EOF
+/usr/bin/docker-registry serve "$work/registry.yml" 2>/dev/null &
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+mkdir -p "$work/big"
+cp examples/hello/hello.wasm "$work/big/"
+head -c $((50 * 1024 * 1024)) /dev/urandom >"$work/big/blob.bin"
+printf 'FROM scratch\nCOPY blob.bin /data/blob.bin\nCOPY hello.wasm /hello.wasm\nENTRYPOINT ["/hello.wasm"]\n' >"$work/big/Dockerfile"
+img=127.0.0.1:$port/bench/big:1
+$berth build -q -t "$img" "$work/big" >/dev/null
+$berth push "$img" >/dev/null
+$berth rmi "$img" >/dev/null
+: >"$work/pull.a"; : >"$work/pull.b"
+for i in $(seq "$RUNS"); do
+    t=$(now); $berth pull -q "$img" >/dev/null; echo $(( $(now) - t )) >>"$work/pull.a"
+    $berth rmi "$img" >/dev/null
+    t=$(now); skopeo copy -q --src-tls-verify=false "docker://$img" "oci:$work/oci-$i:big" >/dev/null
+    echo $(( $(now) - t )) >>"$work/pull.b"
+    rm -rf "$work/oci-$i"
+done
+report pull "$work/pull.a" "$work/pull.b"
