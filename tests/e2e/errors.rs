@@ -120,3 +120,16 @@ fn preview1_exit_codes_pass_through() {
     let r = d.berth(&["run", "--rm", "exit3"]);
     assert_eq!((r.code, r.stdout.as_str()), (3, "bye!\n"), "{r:#?}");
 }
+
+#[test]
+fn volumes_and_ports_are_refused_until_supported() {
+    let d = Daemon::start();
+    d.build_example("hello", "hello:1");
+    let r = d.berth(&["run", "--rm", "-v", "/tmp:/data", "hello:1"]);
+    assert_eq!(r.code, 125, "{r:#?}");
+    assert!(r.stderr.contains("not supported"), "{r:#?}");
+    let r = d.berth(&["run", "--rm", "-p", "8080:80", "hello:1"]);
+    assert_eq!(r.code, 125, "{r:#?}");
+    assert!(r.stderr.contains("-p"), "{r:#?}");
+    assert_eq!(d.berth(&["ps", "-aq"]).ok().stdout.trim(), "");
+}

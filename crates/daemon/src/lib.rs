@@ -520,6 +520,7 @@ impl Daemon {
                 "can't create 'AutoRemove' container with restart policy".into(),
             ));
         }
+        unsupported_host_options(&host)?;
         let image = self.resolve_image(&image_name)?;
         let this = self.clone();
         let img = image.clone();
@@ -1410,6 +1411,29 @@ pub(crate) fn guest_path(workdir: &str, path: &str) -> PathBuf {
     parts.iter().collect()
 }
 
+/// Refuses host options this daemon cannot honour yet, rather than ignoring them: a container
+/// asked to see a volume or publish a port must not start without it.
+fn unsupported_host_options(host: &api::HostConfig) -> Result<()> {
+    let refuse = |what: &str| {
+        Err(DaemonError::Invalid(format!(
+            "{what} are not supported by this berthd yet"
+        )))
+    };
+    if host.binds.as_ref().is_some_and(|b| !b.is_empty())
+        || host.mounts.as_ref().is_some_and(|m| !m.is_empty())
+        || host.tmpfs.as_ref().is_some_and(|t| !t.is_empty())
+    {
+        return refuse("volumes, bind mounts and tmpfs mounts (-v, --mount, --tmpfs)");
+    }
+    if host.port_bindings.as_ref().is_some_and(|p| {
+        p.values()
+            .any(|v| !v.is_null() && v != &serde_json::json!([]))
+    }) {
+        return refuse("published ports (-p); guests have no network yet");
+    }
+    Ok(())
+}
+
 /// Image env overridden by request env: `K=V` sets, a bare `K` unsets (as Docker).
 fn merge_env(image: &[String], request: &[String]) -> Vec<String> {
     let key = |e: &str| e.split('=').next().unwrap_or_default().to_string();
@@ -1508,6 +1532,35 @@ mod tests {
         let image = vec!["A=1".to_string(), "B=2".to_string()];
         let req = vec!["A=9".to_string(), "B".to_string(), "C=3".to_string()];
         assert_eq!(merge_env(&image, &req), vec!["A=9", "C=3"]);
+    }
+
+    #[test]
+    fn unsupported_host_options_are_refused_not_ignored() {
+        let mut h = api::HostConfig::default();
+        assert!(unsupported_host_options(&h).is_ok());
+        h.binds = Some(vec![]);
+        h.port_bindings = Some([("80/tcp".to_string(), serde_json::json!([]))].into());
+        assert!(
+            unsupported_host_options(&h).is_ok(),
+            "empty values are what docker sends"
+        );
+        h.binds = Some(vec!["/srv:/data".into()]);
+        let e = unsupported_host_options(&h).unwrap_err().to_string();
+        assert!(e.contains("-v"), "{e}");
+        h.binds = None;
+        h.port_bindings = Some(
+            [(
+                "80/tcp".to_string(),
+                serde_json::json!([{"HostIp": "", "HostPort": "8080"}]),
+            )]
+            .into(),
+        );
+        assert!(
+            unsupported_host_options(&h)
+                .unwrap_err()
+                .to_string()
+                .contains("-p")
+        );
     }
 
     #[test]

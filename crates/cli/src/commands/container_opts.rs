@@ -416,6 +416,7 @@ impl ContainerOpts {
             },
             readonly_rootfs: Some(self.read_only),
             memory: Some(self.memory.unwrap_or(0)),
+            ..HostConfig::default()
         };
         let req = ContainerCreateRequest {
             config,
