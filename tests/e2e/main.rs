@@ -8,5 +8,6 @@ mod harness;
 
 mod build;
 mod containers;
+mod docker_cli;
 mod errors;
 mod registry;

@@ -1414,22 +1414,25 @@ pub(crate) fn guest_path(workdir: &str, path: &str) -> PathBuf {
 /// Refuses host options this daemon cannot honour yet, rather than ignoring them: a container
 /// asked to see a volume or publish a port must not start without it.
 fn unsupported_host_options(host: &api::HostConfig) -> Result<()> {
-    let refuse = |what: &str| {
+    let refuse = |what: &str, why: &str| {
         Err(DaemonError::Invalid(format!(
-            "{what} are not supported by this berthd yet"
+            "{what} are not supported by this berthd yet: {why}"
         )))
     };
     if host.binds.as_ref().is_some_and(|b| !b.is_empty())
         || host.mounts.as_ref().is_some_and(|m| !m.is_empty())
         || host.tmpfs.as_ref().is_some_and(|t| !t.is_empty())
     {
-        return refuse("volumes, bind mounts and tmpfs mounts (-v, --mount, --tmpfs)");
+        return refuse(
+            "volumes, bind mounts and tmpfs mounts (-v, --mount, --tmpfs)",
+            "a container sees only its own root filesystem",
+        );
     }
     if host.port_bindings.as_ref().is_some_and(|p| {
         p.values()
             .any(|v| !v.is_null() && v != &serde_json::json!([]))
     }) {
-        return refuse("published ports (-p); guests have no network yet");
+        return refuse("published ports (-p)", "guests have no network yet");
     }
     Ok(())
 }

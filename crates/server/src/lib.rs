@@ -4,6 +4,7 @@
 //! - [`router`] builds the whole API as a `tower` service with no socket, so tests can call it
 //!   directly; a `/v1.NN` prefix is stripped before routing and never rejected.
 //! - [`error`] is the one place where errors become statuses and `{"message"}` bodies.
+//! - [`unsupported`] answers swarm, plugins, exec, events, ... with clear errors.
 //! - [`listen`] binds unix sockets with the right permissions and serves until shutdown.
 
 pub mod containers;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod images;
 pub mod listen;
 pub mod params;
+pub mod unsupported;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -102,10 +104,14 @@ async fn info(State(d): State<AppState>) -> Response {
     json(&d.info())
 }
 
-async fn not_found(method: Method, uri: Uri) -> ApiError {
+/// Unknown routes: the body is read (bounded) before answering, so a client still writing
+/// it (`docker update` sends JSON) gets the 404 instead of a broken pipe.
+async fn not_found(req: Request) -> ApiError {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let _ = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY).await;
     ApiError::new(
         StatusCode::NOT_FOUND,
-        format!("page not found: {method} {}", uri.path()),
+        format!("page not found: {method} {path}"),
     )
 }
 
@@ -128,7 +134,7 @@ async fn common_headers(req: Request, next: axum::middleware::Next) -> Response 
 /// The API router, before version-prefix stripping.
 fn routes(daemon: AppState) -> Router {
     use containers as c;
-    Router::new()
+    let api = Router::new()
         .route("/_ping", get(ping).head(ping))
         .route("/version", get(version))
         .route("/info", get(info))
@@ -155,7 +161,8 @@ fn routes(daemon: AppState) -> Router {
         .route(
             "/build",
             post(images::build).layer(DefaultBodyLimit::disable()),
-        )
+        );
+    unsupported::add_routes(api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::from_fn(common_headers))
