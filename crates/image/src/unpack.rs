@@ -33,10 +33,10 @@ pub const MAX_PATH_LEN: usize = 4096;
 pub enum UnpackError {
     #[error("layer entry {path:?} is unsafe: {reason}")]
     UnsafeEntry { path: String, reason: &'static str },
-    #[error("layer has more than {MAX_LAYER_ENTRIES} entries")]
-    TooManyEntries,
-    #[error("layer unpacks to more than {MAX_UNPACKED_BYTES} bytes")]
-    TooLarge,
+    #[error("layer has more than {0} entries")]
+    TooManyEntries(u64),
+    #[error("layer unpacks to more than {0} bytes")]
+    TooLarge(u64),
     #[error("layer {layer} does not match its diff_id: expected {expected}, got {actual}")]
     DiffIdMismatch {
         layer: Digest,
@@ -171,16 +171,41 @@ fn mode_perms(mode: u32, dir: bool) -> Permissions {
     }
 }
 
-/// Applies one uncompressed tar stream onto `root`.
+/// Bounds on what one tar stream may unpack to.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            entries: MAX_LAYER_ENTRIES,
+            bytes: MAX_UNPACKED_BYTES,
+        }
+    }
+}
+
+/// Applies one uncompressed tar stream onto `root`, within the default [`Limits`].
 pub fn apply_tar(root: &Dir, reader: impl Read) -> Result<UnpackStats, UnpackError> {
+    apply_tar_with(root, reader, Limits::default())
+}
+
+/// Applies one uncompressed tar stream onto `root`, within `limits`.
+pub fn apply_tar_with(
+    root: &Dir,
+    reader: impl Read,
+    limits: Limits,
+) -> Result<UnpackStats, UnpackError> {
     let mut archive = tar::Archive::new(reader);
     let mut stats = UnpackStats::default();
     let entries = archive.entries().map_err(io_at(Path::new("<archive>")))?;
     for entry in entries {
         let mut entry = entry.map_err(io_at(Path::new("<archive>")))?;
         stats.entries += 1;
-        if stats.entries > MAX_LAYER_ENTRIES {
-            return Err(UnpackError::TooManyEntries);
+        if stats.entries > limits.entries {
+            return Err(UnpackError::TooManyEntries(limits.entries));
         }
         let raw = entry
             .path()
@@ -249,8 +274,8 @@ pub fn apply_tar(root: &Dir, reader: impl Read) -> Result<UnpackStats, UnpackErr
                     .map_err(io_at(&path))?;
                 let size = entry.size();
                 stats.bytes = stats.bytes.saturating_add(size);
-                if stats.bytes > MAX_UNPACKED_BYTES {
-                    return Err(UnpackError::TooLarge);
+                if stats.bytes > limits.bytes {
+                    return Err(UnpackError::TooLarge(limits.bytes));
                 }
                 io::copy(&mut (&mut entry).take(size), &mut file).map_err(io_at(&path))?;
                 file.set_permissions(mode_perms(mode, false))
@@ -585,6 +610,45 @@ mod tests {
             std::fs::read(inner.path().join("f")).unwrap(),
             b"overwritten"
         );
+    }
+
+    #[test]
+    fn entry_count_and_size_limits_fire() {
+        let (_inner, dir, _o) = root();
+        let data = tar_with(|b| {
+            for i in 0..5 {
+                file(b, &format!("f{i}"), b"0123456789", 0o644);
+            }
+        });
+        let few = Limits {
+            entries: 4,
+            bytes: 1000,
+        };
+        assert!(matches!(
+            apply_tar_with(&dir, &data[..], few),
+            Err(UnpackError::TooManyEntries(4))
+        ));
+        let small = Limits {
+            entries: 100,
+            bytes: 25,
+        };
+        assert!(matches!(
+            apply_tar_with(&dir, &data[..], small),
+            Err(UnpackError::TooLarge(25))
+        ));
+        // A header that claims more than the default limit is refused before any read.
+        let mut h = tar::Header::new_gnu();
+        h.set_size(MAX_UNPACKED_BYTES + 1);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_path("bomb").unwrap();
+        h.set_cksum();
+        let mut bomb = h.as_bytes().to_vec();
+        bomb.extend_from_slice(&[0u8; 1024]);
+        assert!(matches!(
+            apply_tar(&dir, &bomb[..]),
+            Err(UnpackError::TooLarge(MAX_UNPACKED_BYTES))
+        ));
     }
 
     #[test]

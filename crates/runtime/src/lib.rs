@@ -602,6 +602,22 @@ mod tests {
     }
 
     #[test]
+    fn oversized_modules_are_refused_before_compiling() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = RuntimeConfig::new(dir.path());
+        config.pooling = false;
+        let rt = Runtime::new(config).unwrap();
+        // Zeroed allocation: the pages are never touched, so this costs no real memory.
+        let mut big = vec![0u8; MAX_WASM_SIZE + 1];
+        big[..8].copy_from_slice(b"\0asm\x01\0\0\0");
+        assert!(matches!(
+            rt.compile(&big, &"0".repeat(64)),
+            Err(RuntimeError::TooLarge { .. })
+        ));
+        assert!(!rt.is_compiled(&"0".repeat(64)));
+    }
+
+    #[test]
     fn detect_rejects_non_wasm() {
         assert!(matches!(
             WasmKind::detect(b"#!/bin/sh\necho hi\n"),
