@@ -11,3 +11,4 @@ mod containers;
 mod docker_cli;
 mod errors;
 mod registry;
+mod sdk;
