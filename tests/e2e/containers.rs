@@ -272,3 +272,38 @@ fn a_spinning_guest_does_not_stall_the_daemon_and_stops() {
     d.wait_inspect("spinner", "{{.State.Status}}", "exited");
     d.wait_inspect("spinner2", "{{.State.Status}}", "exited");
 }
+
+#[test]
+fn a_killed_daemon_marks_running_containers_exited_and_refuses_corrupt_state() {
+    let mut d = Daemon::start();
+    d.build_example("hello", "hello:1");
+    let id = d
+        .berth(&["run", "-d", "--name", "victim", "hello:1", "sleep=300"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    d.wait_inspect("victim", "{{.State.Running}}", "true");
+    d.crash_and_restart();
+    let st = d.berth(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}",
+        "victim",
+    ]);
+    assert_eq!(
+        st.ok().stdout.trim(),
+        "exited 255 berthd stopped while the container was running"
+    );
+    // It can run again.
+    d.berth(&["start", "victim"]).ok();
+    d.wait_inspect("victim", "{{.State.Running}}", "true");
+
+    // A truncated state file stops the daemon with an error naming the file.
+    d.stop();
+    let state = d.state().join("containers").join(&id).join("state.json");
+    std::fs::write(&state, b"{\"status\": \"runn").unwrap();
+    let (status, stderr) = d.run_to_exit();
+    assert!(!status.success());
+    assert!(stderr.contains(&state.display().to_string()), "{stderr}");
+}

@@ -142,6 +142,33 @@ impl Daemon {
         }
     }
 
+    /// Kills berthd with SIGKILL (no chance to clean up) and starts it again.
+    pub fn crash_and_restart(&mut self) {
+        let mut child = self.child.take().expect("daemon not running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        self.spawn();
+    }
+
+    /// Runs berthd on this data root to completion (for start-up failures); returns its
+    /// exit status and stderr.
+    pub fn run_to_exit(&self) -> (std::process::ExitStatus, String) {
+        let out = Command::new(BERTHD)
+            .args([
+                "--data-root",
+                self.state().to_str().unwrap(),
+                "-H",
+                &self.host(),
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();

@@ -293,34 +293,10 @@ impl Daemon {
             if ContainerId::try_from(name.clone()).is_err() {
                 continue;
             }
-            let config_path = cdir.join("config.json");
-            let spec: ContainerSpec = match std::fs::read(&config_path) {
-                Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                    DaemonError::Internal(format!(
-                        "container state file {} is corrupt: {e}; move the directory {} away to drop this container",
-                        config_path.display(),
-                        cdir.display()
-                    ))
-                })?,
-                Err(e) => {
-                    return Err(DaemonError::Internal(format!(
-                        "container state file {} is unreadable: {e}; move the directory {} away to drop this container",
-                        config_path.display(),
-                        cdir.display()
-                    )));
-                }
-            };
-            let state_path = cdir.join("state.json");
-            let mut state: ContainerState = match std::fs::read(&state_path) {
-                Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                    DaemonError::Internal(format!(
-                        "container state file {} is corrupt: {e}; move the directory {} away to drop this container",
-                        state_path.display(),
-                        cdir.display()
-                    ))
-                })?,
-                Err(_) => ContainerState::default(),
-            };
+            let spec: ContainerSpec = read_state_file(&cdir, "config.json")?
+                .ok_or_else(|| corrupt_state(&cdir.join("config.json"), "missing"))?;
+            let mut state: ContainerState =
+                read_state_file(&cdir, "state.json")?.unwrap_or_default();
             let logs = LogWriter::open(&cdir.join(format!("{}-json.log", spec.id)))
                 .map_err(DaemonError::io("opening container log"))?;
             let was_running = matches!(state.status, Status::Running | Status::Removing);
@@ -1378,6 +1354,29 @@ impl Daemon {
         for c in running {
             self.signal_and_wait(&c, 15).await;
         }
+    }
+}
+
+/// The error for a container state file that cannot be used: it names the file and says how
+/// to get past it, and stops the daemon rather than dropping the container silently.
+fn corrupt_state(path: &Path, why: impl std::fmt::Display) -> DaemonError {
+    let dir = path.parent().unwrap_or(path);
+    DaemonError::Internal(format!(
+        "container state file {} is unusable: {why}; move the directory {} away to drop this container",
+        path.display(),
+        dir.display()
+    ))
+}
+
+/// Reads and parses `dir/name`; `None` if it does not exist.
+fn read_state_file<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<Option<T>> {
+    let path = dir.join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| corrupt_state(&path, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(corrupt_state(&path, e)),
     }
 }
 

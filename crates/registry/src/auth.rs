@@ -200,6 +200,29 @@ pub(crate) async fn read_capped(mut res: reqwest::Response, limit: usize) -> Vec
     out
 }
 
+/// `GET url` with basic credentials: Ok on a 2xx, the registry's answer as the error otherwise.
+async fn get_with_basic(
+    http: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    username: &str,
+    password: &str,
+    what: &str,
+    ctx: &ErrCtx,
+) -> Result<(), RegistryError> {
+    let res = http
+        .get(url)
+        .basic_auth(username, Some(password))
+        .send()
+        .await
+        .map_err(|e| ctx.transport(error_chain(&e)))?;
+    let status = res.status().as_u16();
+    if res.status().is_success() {
+        return Ok(());
+    }
+    let body = read_capped(res, 4096).await;
+    Err(ctx.status(status, what, &body))
+}
+
 /// Performs `login` against `host` with `http` (the client for that host's protocol).
 ///
 /// `realm_allowed` decides whether a token realm URL may receive the credentials.
@@ -251,32 +274,18 @@ pub(crate) async fn login(
             q.append_pair("account", username);
             q.append_pair("client_id", "berth");
         }
-        let res = http
-            .get(realm_url)
-            .basic_auth(username, Some(password))
-            .send()
-            .await
-            .map_err(|e| ctx.transport(error_chain(&e)))?;
-        let status = res.status().as_u16();
-        if res.status().is_success() {
-            return Ok(());
-        }
-        let body = read_capped(res, 4096).await;
-        return Err(ctx.status(status, "token request", &body));
+        return get_with_basic(http, realm_url, username, password, "token request", &ctx).await;
     }
     if challenges.iter().any(|c| c.scheme == "basic") {
-        let res = http
-            .get(&url)
-            .basic_auth(username, Some(password))
-            .send()
-            .await
-            .map_err(|e| ctx.transport(error_chain(&e)))?;
-        let status = res.status().as_u16();
-        if res.status().is_success() {
-            return Ok(());
-        }
-        let body = read_capped(res, 4096).await;
-        return Err(ctx.status(status, "GET /v2/ with credentials", &body));
+        return get_with_basic(
+            http,
+            &url,
+            username,
+            password,
+            "GET /v2/ with credentials",
+            &ctx,
+        )
+        .await;
     }
     Err(ctx.protocol("GET /v2/ answered 401 without a Bearer or Basic challenge"))
 }

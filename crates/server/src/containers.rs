@@ -1,6 +1,6 @@
 //! `/containers/...` routes.
 
-use crate::error::{ApiError, ApiResult, error_response};
+use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::{AppState, json, parse_json};
 use axum::body::Body;
@@ -220,12 +220,7 @@ pub async fn attach(
 }
 
 /// `POST /containers/{id}/resize`: guests have no terminal; accepted and ignored.
-pub async fn resize(State(d): State<AppState>, Path(id): Path<String>) -> Response {
-    match d.container(&id) {
-        Ok(_) => StatusCode::OK.into_response(),
-        Err(e) => {
-            let e = ApiError::from(e);
-            error_response(e.status, &e.message)
-        }
-    }
+pub async fn resize(State(d): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    d.container(&id)?;
+    Ok(StatusCode::OK)
 }

@@ -120,6 +120,21 @@ pub async fn serve(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn group_sockets_are_0660_and_owned_by_the_group() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.sock");
+        // SAFETY: getegid has no preconditions.
+        let gid = unsafe { libc::getegid() };
+        let _l = bind_unix(&path, Some(gid)).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+        assert_eq!(meta.gid(), gid);
+        assert_eq!(group_id(&gid.to_string()).unwrap(), gid);
+        assert!(group_id("no-such-group-berth").is_err());
+    }
+
     #[test]
     fn hosts_parse() {
         assert_eq!(
