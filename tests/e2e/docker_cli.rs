@@ -331,24 +331,79 @@ fn docker_run_unknown_image_tries_to_pull_and_exits_125() {
 }
 
 #[test]
-fn docker_run_refuses_volumes_ports_mounts_and_tmpfs() {
+fn docker_volumes_and_networks_lifecycle() {
     let k = Docker::start();
     k.d.build_example("hello", "hello:1");
-    let cases: [&[&str]; 4] = [
-        &["-v", "/tmp:/data"],
-        &["--mount", "type=bind,src=/tmp,dst=/data"],
-        &["--tmpfs", "/scratch"],
-        &["-p", "8080:80"],
-    ];
-    for flags in cases {
-        let mut args = vec!["run", "--rm"];
-        args.extend_from_slice(flags);
-        args.push("hello:1");
-        let r = k.docker(&args);
-        assert_stderr(&r, 125, "are not supported by this berthd yet");
-    }
-    let r = k.docker(&["ps", "-a", "-q"]);
-    assert_eq!(r.ok().stdout, "", "refused runs left containers behind");
+    // Volumes: create, ls, inspect, use with -v, rm refused while used, rm, missing.
+    assert_eq!(
+        k.docker(&["volume", "create", "vol1"]).ok().stdout.trim(),
+        "vol1"
+    );
+    let ls = k.docker(&["volume", "ls"]).ok().stdout.clone();
+    assert!(ls.contains("local") && ls.contains("vol1"), "{ls}");
+    let r = k.docker(&["volume", "inspect", "-f", "{{.Name}} {{.Driver}}", "vol1"]);
+    assert_eq!(r.ok().stdout.trim(), "vol1 local");
+    let r = k.docker(&["inspect", "-f", "{{.Mountpoint}}", "vol1"]);
+    assert!(r.ok().stdout.trim().ends_with("vol1/_data"), "{r:#?}");
+    k.docker(&["create", "--name", "user", "-v", "vol1:/data", "hello:1"])
+        .ok();
+    let r = k.docker(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}",
+        "user",
+    ]);
+    assert_eq!(r.ok().stdout.trim(), "volume vol1 /data");
+    let r = k.docker(&["volume", "rm", "vol1"]);
+    assert_stderr(&r, 1, "volume is in use");
+    k.docker(&["rm", "user"]).ok();
+    assert_eq!(
+        k.docker(&["volume", "rm", "vol1"]).ok().stdout.trim(),
+        "vol1"
+    );
+    assert_stderr(
+        &k.docker(&["volume", "inspect", "vol1"]),
+        1,
+        "no such volume",
+    );
+    assert_stderr(&k.docker(&["volume", "rm", "vol1"]), 1, "no such volume");
+
+    // Networks: the predefined ones, create, duplicate, inspect, rm, missing.
+    let ls = k.docker(&["network", "ls"]).ok().stdout.clone();
+    assert!(ls.contains("bridge") && ls.contains("none"), "{ls}");
+    let id = k
+        .docker(&["network", "create", "backend"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    assert_stderr(
+        &k.docker(&["network", "create", "backend"]),
+        1,
+        "network with name backend already exists",
+    );
+    let r = k.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Name}} {{.Driver}} {{.Scope}}",
+        "backend",
+    ]);
+    assert_eq!(r.ok().stdout.trim(), "backend bridge local");
+    k.docker(&["run", "--rm", "--network", "backend", "hello:1"])
+        .ok();
+    assert_stderr(
+        &k.docker(&["network", "rm", "bridge"]),
+        1,
+        "bridge is a pre-defined network and cannot be removed",
+    );
+    assert_eq!(
+        k.docker(&["network", "rm", "backend"]).ok().stdout.trim(),
+        "backend"
+    );
+    assert_stderr(&k.docker(&["network", "inspect", "backend"]), 1, "backend");
+    assert_stderr(&k.docker(&["network", "rm", "backend"]), 1, "not found");
 }
 
 #[test]

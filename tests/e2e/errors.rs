@@ -122,14 +122,36 @@ fn preview1_exit_codes_pass_through() {
 }
 
 #[test]
-fn volumes_and_ports_are_refused_until_supported() {
+fn bad_mounts_ports_and_networks_are_refused_with_reasons() {
     let d = Daemon::start();
     d.build_example("hello", "hello:1");
-    let r = d.berth(&["run", "--rm", "-v", "/tmp:/data", "hello:1"]);
-    assert_eq!(r.code, 125, "{r:#?}");
-    assert!(r.stderr.contains("not supported"), "{r:#?}");
-    let r = d.berth(&["run", "--rm", "-p", "8080:80", "hello:1"]);
-    assert_eq!(r.code, 125, "{r:#?}");
-    assert!(r.stderr.contains("-p"), "{r:#?}");
+    let cases: [(&[&str], &str); 7] = [
+        (&["-v", "data:relative"], "must be absolute"),
+        (
+            &["-v", "../up:/data"],
+            "invalid characters for a local volume name",
+        ),
+        (&["-v", "a1:/x", "-v", "a2:/x"], "Duplicate mount point: /x"),
+        (
+            &["--network", "host"],
+            "network mode \"host\" is not supported",
+        ),
+        (&["--network", "nosuch"], "network nosuch not found"),
+        (
+            &["--network", "none", "-p", "8080:80"],
+            "conflicting options",
+        ),
+        (&["--log-opt", "max-file=0"], "max-file"),
+    ];
+    for (flags, want) in cases {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.push("hello:1");
+        let r = d.berth(&args);
+        assert_eq!(r.code, 125, "{flags:?}: {r:#?}");
+        assert!(r.stderr.contains(want), "{flags:?}: {r:#?}");
+    }
     assert_eq!(d.berth(&["ps", "-aq"]).ok().stdout.trim(), "");
+    // Nothing half-made: the refused runs created no volume.
+    assert_eq!(d.berth(&["volume", "ls", "-q"]).ok().stdout.trim(), "");
 }

@@ -24,6 +24,18 @@ pub fn example(name: &str) -> PathBuf {
     dir
 }
 
+/// Path of a test guest's build context (`tests/guests/NAME`), checking that it was built.
+pub fn test_guest(name: &str) -> PathBuf {
+    let dir = repo().join("tests").join("guests").join(name);
+    let wasm = dir.join(format!("{name}.wasm"));
+    assert!(
+        wasm.is_file(),
+        "{} is missing: run scripts/build-examples.sh first",
+        wasm.display()
+    );
+    dir
+}
+
 /// Compiled guests are shared between the tests' daemons: the cache is keyed by engine and
 /// module digest and written atomically, so sharing it is safe and saves recompiling.
 fn shared_compile_cache() -> PathBuf {
@@ -60,15 +72,30 @@ impl Run {
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Extra environment for berthd.
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
     pub fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// Starts berthd with extra environment variables (it inherits the test's as well).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         std::fs::create_dir_all(&state).unwrap();
         std::os::unix::fs::symlink(shared_compile_cache(), state.join("compiled")).unwrap();
-        let mut d = Self { dir, child: None };
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut d = Self {
+            dir,
+            child: None,
+            env,
+        };
         d.spawn();
         d
     }
@@ -95,6 +122,7 @@ impl Daemon {
                 &self.host(),
             ])
             .env("BERTH_LOG", "debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -185,8 +213,18 @@ impl Daemon {
 
     /// Runs `berth ARGS` with `input` on stdin.
     pub fn berth_in(&self, args: &[&str], input: Option<&[u8]>) -> Run {
+        self.berth_env_in(args, &[], input)
+    }
+
+    /// Runs `berth ARGS` with extra environment variables for the client.
+    pub fn berth_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.berth_env_in(args, env, None)
+    }
+
+    fn berth_env_in(&self, args: &[&str], env: &[(&str, &str)], input: Option<&[u8]>) -> Run {
         let mut child = Command::new(BERTH)
             .args(args)
+            .envs(env.iter().copied())
             .env("BERTH_HOST", self.host())
             .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
             .stdin(if input.is_some() {
@@ -244,6 +282,13 @@ impl Daemon {
         let r = self.berth(&["build", "-t", tag, ctx.to_str().unwrap()]);
         assert_eq!(r.code, 0, "build {name}: {r:#?}\n{}", self.log());
         r
+    }
+
+    /// Builds a test guest's image (`tests/guests/NAME`).
+    pub fn build_test_guest(&self, name: &str, tag: &str) {
+        let ctx = test_guest(name);
+        let r = self.berth(&["build", "-t", tag, ctx.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "build {name}: {r:#?}\n{}", self.log());
     }
 
     /// Waits until `cond` holds for `berth inspect -f TEMPLATE NAME`.

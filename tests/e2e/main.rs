@@ -10,5 +10,6 @@ mod build;
 mod containers;
 mod docker_cli;
 mod errors;
+mod isolation;
 mod registry;
 mod sdk;

@@ -62,6 +62,9 @@ pub struct ContainerConfig {
     pub stop_signal: Option<String>,
     #[serde(default)]
     pub stop_timeout: Option<i64>,
+    /// Anonymous volumes (`{"/data": {}}`), as the docker CLI sends `-v /data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// `HostConfig` of a container. Only the fields Berth acts on are typed; the rest is ignored.
@@ -80,12 +83,206 @@ pub struct HostConfig {
     pub readonly_rootfs: Option<bool>,
     #[serde(default)]
     pub memory: Option<i64>,
+    /// `"80/tcp": [{"HostIp": "", "HostPort": "8080"}]`; `null` or `[]` publishes nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port_bindings: Option<BTreeMap<String, serde_json::Value>>,
+    pub port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
+    /// `-P`: publish every exposed port on an ephemeral host port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mounts: Option<Vec<serde_json::Value>>,
+    pub publish_all_ports: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Vec<Mount>>,
+    /// Guest path to options (`size=...`), as `--tmpfs /path[:opts]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmpfs: Option<BTreeMap<String, String>>,
+    /// `--cpus` in units of 10^-9 CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nano_cpus: Option<i64>,
+    /// `--log-driver` / `--log-opt`; Berth has `json-file` with `max-size` and `max-file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_config: Option<LogConfig>,
+    /// Berth extension (`--allow-outbound`): `HOST[:PORT]` or `CIDR[:PORT]` the guest may
+    /// connect to although the default egress policy denies it. Docker clients never send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_outbound: Option<Vec<String>>,
+}
+
+/// `HostConfig.LogConfig`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct LogConfig {
+    #[serde(default, rename = "Type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub config: Option<BTreeMap<String, String>>,
+}
+
+/// One entry of `HostConfig.Mounts` (`--mount`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Mount {
+    /// `volume`, `bind` or `tmpfs`.
+    #[serde(default, rename = "Type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_options: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs_options: Option<serde_json::Value>,
+}
+
+/// One entry of `Mounts` in container inspect and list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct MountPoint {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    pub source: String,
+    pub destination: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub driver: String,
+    pub mode: String,
+    #[serde(rename = "RW")]
+    pub rw: bool,
+    pub propagation: String,
+}
+
+/// A volume (`GET /volumes/{name}`, `POST /volumes/create`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Volume {
+    pub name: String,
+    pub driver: String,
+    pub mountpoint: String,
+    pub created_at: String,
+    pub labels: BTreeMap<String, String>,
+    pub scope: String,
+    pub options: BTreeMap<String, String>,
+}
+
+/// `GET /volumes`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VolumeListResponse {
+    pub volumes: Vec<Volume>,
+    pub warnings: Vec<String>,
+}
+
+/// Body of `POST /volumes/create`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VolumeCreateRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub driver_opts: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// `POST /volumes/prune`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VolumePruneResponse {
+    pub volumes_deleted: Vec<String>,
+    pub space_reclaimed: i64,
+}
+
+/// A network (`GET /networks/{id}`, one entry of `GET /networks`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Network {
+    pub name: String,
+    pub id: String,
+    pub created: String,
+    pub scope: String,
+    pub driver: String,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: Ipam,
+    pub internal: bool,
+    pub attachable: bool,
+    pub ingress: bool,
+    pub config_only: bool,
+    pub containers: BTreeMap<String, NetworkContainer>,
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ipam {
+    pub driver: String,
+    pub options: BTreeMap<String, String>,
+    pub config: Vec<IpamConfig>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamConfig {
+    #[serde(default)]
+    pub subnet: String,
+    #[serde(default)]
+    pub gateway: String,
+}
+
+/// A container attached to a network, as `docker network inspect` shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkContainer {
+    pub name: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub mac_address: String,
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: String,
+}
+
+/// Body of `POST /networks/create`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkCreateRequest {
+    pub name: String,
+    #[serde(default)]
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub internal: Option<bool>,
+    #[serde(default)]
+    pub attachable: Option<bool>,
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub options: Option<BTreeMap<String, String>>,
+}
+
+/// `201` answer of `POST /networks/create`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkCreateResponse {
+    pub id: String,
+    pub warning: String,
+}
+
+/// Body of `POST /networks/{id}/connect` and `/disconnect`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkConnectRequest {
+    pub container: String,
+    #[serde(default)]
+    pub force: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -132,7 +329,7 @@ pub struct ContainerSummary {
     pub status: String,
     pub host_config: SummaryHostConfig,
     pub network_settings: SummaryNetworkSettings,
-    pub mounts: Vec<serde_json::Value>,
+    pub mounts: Vec<MountPoint>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -195,7 +392,7 @@ pub struct ContainerInspect {
     pub log_path: String,
     pub config: ContainerConfig,
     pub host_config: HostConfig,
-    pub mounts: Vec<serde_json::Value>,
+    pub mounts: Vec<MountPoint>,
     pub network_settings: InspectNetworkSettings,
 }
 
@@ -206,7 +403,7 @@ pub struct InspectNetworkSettings {
     pub networks: BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct PortBinding {
     #[serde(default)]

@@ -1590,6 +1590,85 @@ pub fn truncate_id(id: &str) -> String {
     id.chars().take(12).collect()
 }
 
+/// `sortorder.NaturalLess` (how docker sorts volume and network names and port lines): runs of
+/// digits compare by value, digits sort before other characters.
+pub fn natural_less(a: &str, b: &str) -> bool {
+    natural_cmp(a, b) == std::cmp::Ordering::Less
+}
+
+/// The ordering of [`natural_less`].
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (s1, s2) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < s1.len() && j < s2.len() {
+        let (c1, c2) = (s1[i], s2[j]);
+        let (d1, d2) = (c1.is_ascii_digit(), c2.is_ascii_digit());
+        if d1 != d2 {
+            return if d1 {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        }
+        if !d1 {
+            if c1 != c2 {
+                return c1.cmp(&c2);
+            }
+            i += 1;
+            j += 1;
+            continue;
+        }
+        while i < s1.len() && s1[i] == b'0' {
+            i += 1;
+        }
+        while j < s2.len() && s2[j] == b'0' {
+            j += 1;
+        }
+        let (nz1, nz2) = (i, j);
+        while i < s1.len() && s1[i].is_ascii_digit() {
+            i += 1;
+        }
+        while j < s2.len() && s2[j].is_ascii_digit() {
+            j += 1;
+        }
+        let (l1, l2) = (i - nz1, j - nz2);
+        if l1 != l2 {
+            return l1.cmp(&l2);
+        }
+        let (n1, n2) = (&s1[nz1..i], &s2[nz2..j]);
+        if n1 != n2 {
+            return n1.cmp(n2);
+        }
+        if nz1 != nz2 {
+            return nz1.cmp(&nz2);
+        }
+    }
+    // identical so far and at least one ended: the shorter sorts first
+    s1.len().cmp(&s2.len())
+}
+
+/// Go's `time.Time.String()` of an RFC 3339 timestamp, in the timestamp's own offset
+/// (`2024-01-02 15:04:05.5 +0000 UTC`); the text as is when it does not parse.
+pub fn go_time_of_rfc3339(s: &str) -> String {
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) else {
+        return s.to_string();
+    };
+    let nanos = t.timestamp_subsec_nanos();
+    let frac = if nanos == 0 {
+        String::new()
+    } else {
+        format!(".{nanos:09}").trim_end_matches('0').to_string()
+    };
+    let offset = t.format("%z").to_string();
+    let zone = if offset == "+0000" {
+        "UTC".to_string()
+    } else {
+        offset.clone()
+    };
+    format!("{}{frac} {offset} {zone}", t.format("%Y-%m-%d %H:%M:%S"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1840,5 +1919,32 @@ mod tests {
             indent_json(br#"{"a":"q\"}"}"#),
             "{\n    \"a\": \"q\\\"}\"\n}"
         );
+    }
+
+    #[test]
+    fn natural_order() {
+        assert!(natural_less("web9", "web10"));
+        assert!(!natural_less("web10", "web9"));
+        assert!(natural_less("a", "b"));
+        assert!(natural_less("1", "a"));
+        assert!(natural_less("a", "ab"));
+        assert!(natural_less("a01", "a001"));
+        assert!(!natural_less("x", "x"));
+        let mut v = vec!["80/tcp -> x", "8080/tcp -> y", "443/tcp -> z"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(v, vec!["80/tcp -> x", "443/tcp -> z", "8080/tcp -> y"]);
+    }
+
+    #[test]
+    fn go_times_of_rfc3339() {
+        assert_eq!(
+            go_time_of_rfc3339("2024-01-02T03:04:05Z"),
+            "2024-01-02 03:04:05 +0000 UTC"
+        );
+        assert_eq!(
+            go_time_of_rfc3339("2024-01-02T03:04:05.120000000+02:00"),
+            "2024-01-02 03:04:05.12 +0200 +0200"
+        );
+        assert_eq!(go_time_of_rfc3339("garbage"), "garbage");
     }
 }

@@ -219,7 +219,9 @@ mod tests {
         assert!(parse(&["kill", "-s", "INT", "a"]).is_ok());
         assert!(parse(&["rm", "-f", "-v", "a"]).is_ok());
         assert!(parse(&["inspect", "-f", "{{.Id}}", "--type", "image", "a"]).is_ok());
-        assert!(parse(&["inspect", "--type", "volume", "a"]).is_err());
+        assert!(parse(&["inspect", "--type", "volume", "a"]).is_ok());
+        assert!(parse(&["inspect", "--type", "network", "a"]).is_ok());
+        assert!(parse(&["inspect", "--type", "plugin", "a"]).is_err());
         assert!(parse(&["images", "-q", "-a", "--no-trunc"]).is_ok());
         assert!(parse(&["rmi", "-f", "a", "b"]).is_ok());
         assert!(parse(&["tag", "a", "b:1"]).is_ok());
@@ -282,5 +284,136 @@ mod tests {
             parse(&["load", "-i", "x.tar", "-q"]).unwrap().command,
             Some(Command::Load(ref l)) if l.quiet && l.input.as_deref() == Some("x.tar")
         ));
+    }
+
+    #[test]
+    fn volume_network_and_port_commands() {
+        use commands::network::NetworkCommand;
+        use commands::volume::VolumeCommand;
+        let Some(Command::Volume(v)) = parse(&[
+            "volume", "create", "-d", "local", "-o", "a=b", "--label", "x", "data",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not volume")
+        };
+        assert!(
+            matches!(v.command, VolumeCommand::Create(ref c) if c.volume.as_deref() == Some("data") && c.opt == ["a=b"])
+        );
+        assert!(parse(&["volume", "create"]).is_ok());
+        assert!(parse(&["volume", "create", "a", "b"]).is_err());
+        assert!(
+            parse(&[
+                "volume",
+                "ls",
+                "-q",
+                "-f",
+                "dangling=true",
+                "--format",
+                "{{.Name}}"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["volume", "list"]).is_ok());
+        assert!(parse(&["volume", "inspect", "-f", "{{.Name}}", "a", "b"]).is_ok());
+        assert!(parse(&["volume", "inspect"]).is_err());
+        assert!(parse(&["volume", "rm", "-f", "a", "b"]).is_ok());
+        assert!(parse(&["volume", "rm"]).is_err());
+        assert!(matches!(
+            parse(&["volume", "prune", "-f", "-a"]).unwrap().command,
+            Some(Command::Volume(ref v)) if matches!(v.command, VolumeCommand::Prune(ref p) if p.force && p.all)
+        ));
+        assert!(parse(&["volume"]).is_err());
+
+        let Some(Command::Network(n)) = parse(&[
+            "network",
+            "create",
+            "-d",
+            "bridge",
+            "--internal",
+            "--label",
+            "a=b",
+            "-o",
+            "k=v",
+            "net",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not network")
+        };
+        assert!(
+            matches!(n.command, NetworkCommand::Create(ref c) if c.internal && c.name == "net" && c.driver == "bridge")
+        );
+        assert!(parse(&["network", "create"]).is_err());
+        assert!(
+            parse(&[
+                "network",
+                "ls",
+                "-q",
+                "--no-trunc",
+                "-f",
+                "driver=bridge",
+                "--format",
+                "json"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["network", "inspect", "-f", "{{.Id}}", "n"]).is_ok());
+        assert!(parse(&["network", "rm", "a", "b"]).is_ok());
+        assert!(parse(&["network", "connect", "n", "c"]).is_ok());
+        assert!(parse(&["network", "connect", "n"]).is_err());
+        assert!(matches!(
+            parse(&["network", "disconnect", "-f", "n", "c"]).unwrap().command,
+            Some(Command::Network(ref n)) if matches!(n.command, NetworkCommand::Disconnect(ref d) if d.force && d.container == "c")
+        ));
+        assert!(parse(&["network", "prune", "-f"]).is_ok());
+
+        assert!(matches!(
+            parse(&["port", "web", "80/tcp"]).unwrap().command,
+            Some(Command::Port(ref p)) if p.container == "web" && p.port.as_deref() == Some("80/tcp")
+        ));
+        assert!(parse(&["port"]).is_err());
+    }
+
+    #[test]
+    fn new_run_flags() {
+        let cli = parse(&[
+            "run",
+            "--tmpfs",
+            "/run",
+            "--mount",
+            "type=tmpfs,target=/t",
+            "-P",
+            "--expose",
+            "80",
+            "--allow-outbound",
+            "example.com:443",
+            "--cpus",
+            "1.5",
+            "--log-driver",
+            "json-file",
+            "--log-opt",
+            "max-size=1m",
+            "--network",
+            "net",
+            "img",
+            "arg",
+        ])
+        .unwrap();
+        let Some(Command::Run(r)) = cli.command else {
+            panic!("not run")
+        };
+        assert!(r.opts.publish_all);
+        assert_eq!(r.opts.cpus, Some(1_500_000_000));
+        assert_eq!(r.opts.mount.len(), 1);
+        assert_eq!(r.opts.tmpfs, vec!["/run"]);
+        assert_eq!(r.opts.allow_outbound, vec!["example.com:443"]);
+        assert_eq!(r.opts.args, vec!["arg"]);
+        assert!(parse(&["run", "--cpus", "-1", "img"]).is_ok());
+        assert!(parse(&["run", "--cpus", "lots", "img"]).is_err());
+        assert!(parse(&["create", "--mount", "type=bind,target=/x", "img"]).is_err());
+        assert!(parse(&["create", "--mount", "src=/x", "img"]).is_err());
     }
 }

@@ -204,6 +204,44 @@ pub struct ContainerSpec {
     /// The create request's `Config` and `HostConfig`, echoed by inspect.
     pub config: berth_api::ContainerConfig,
     pub host_config: berth_api::HostConfig,
+    /// Volumes (named after create, never anonymous-empty), bind mounts and tmpfs dirs.
+    #[serde(default)]
+    pub mounts: Vec<crate::mounts::MountSpec>,
+    /// `none`, `bridge` or a user-defined network name.
+    #[serde(default = "default_network")]
+    pub network: String,
+    /// Requested port publications; a `host_port` of 0 is chosen at each start.
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+    /// `--allow-outbound` values, resolved at each start.
+    #[serde(default)]
+    pub allow_outbound: Vec<String>,
+    /// Ports the image or request expose (`80/tcp`), shown by `ps` and used by `-P`.
+    #[serde(default)]
+    pub exposed: Vec<String>,
+    /// `--cpus` in 10^-9 CPUs.
+    #[serde(default)]
+    pub nano_cpus: Option<u64>,
+    /// Log rotation: `max-size` in bytes and `max-file` (json-file options).
+    #[serde(default)]
+    pub log_max_size: Option<u64>,
+    #[serde(default)]
+    pub log_max_files: Option<u32>,
+}
+
+fn default_network() -> String {
+    "bridge".into()
+}
+
+/// One `-p` publication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSpec {
+    pub container_port: u16,
+    /// `tcp` or `udp`.
+    pub proto: String,
+    pub host_ip: String,
+    /// 0: an ephemeral port chosen at start.
+    pub host_port: u16,
 }
 
 /// What a container is doing. Persisted as `state.json` at every transition.
@@ -216,6 +254,12 @@ pub struct ContainerState {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub restart_count: i64,
+    /// Networks joined (changed by `network connect`/`disconnect`).
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Publications in effect while running (host ports chosen).
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
 }
 
 impl Default for ContainerState {
@@ -228,6 +272,8 @@ impl Default for ContainerState {
             started_at: None,
             finished_at: None,
             restart_count: 0,
+            networks: Vec::new(),
+            ports: Vec::new(),
         }
     }
 }

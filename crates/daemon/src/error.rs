@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Unavailable,
     /// 401
     Unauthorized,
+    /// 403: the object exists but this operation is never allowed on it.
+    Forbidden,
     /// 500
     Internal,
 }
@@ -48,6 +50,8 @@ pub enum DaemonError {
     Unauthorized(String),
     #[error("{0}")]
     NotFoundMessage(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Registry(String),
     #[error("{0}")]
@@ -80,6 +84,7 @@ impl DaemonError {
         match self {
             Self::NoSuchContainer(_) | Self::NoSuchImage(_) | Self::NotFoundMessage(_) => NotFound,
             Self::Unauthorized(_) => Unauthorized,
+            Self::Forbidden(_) => Forbidden,
             Self::Registry(_) => Internal,
             Self::NameInUse { .. } | Self::Conflict(_) => Conflict,
             Self::Invalid(_) => InvalidArgument,

@@ -7,7 +7,8 @@
 //! State on disk, under the data root:
 //! - `content/`: the blob store; `images/refs.json`: names → manifests;
 //! - `snapshots/<chain-id>/`: unpacked layer stacks, shared read-only;
-//! - `containers/<id>/{config.json,state.json,<id>-json.log,rootfs/}`;
+//! - `containers/<id>/{config.json,state.json,<id>-json.log,rootfs/,tmpfs/}`;
+//! - `volumes/<name>/{volume.json,_data/}`; `networks.json`: user-defined networks;
 //! - `compiled/`: Cranelift output keyed by engine and module digest;
 //! - `buildcache/`: build step → layer pointers.
 //!
@@ -16,7 +17,12 @@
 pub mod container;
 pub mod error;
 pub mod logs;
+pub mod mounts;
+pub mod networks;
+mod objects;
+pub mod ports;
 pub mod transfer;
+pub mod volumes;
 
 pub use container::{ContainerId, ContainerSpec, ContainerState, Status};
 pub use error::{DaemonError, ErrorKind, Result};
@@ -28,7 +34,10 @@ use berth_image::images::{Image, ImageStore};
 use berth_image::reference::Reference;
 use berth_image::store::ContentStore;
 use berth_image::unpack;
-use berth_runtime::{Outcome, RootDir, RunSpec, Runtime, RuntimeConfig};
+use berth_runtime::{
+    ContainerNet, EgressPolicy, MountDir, OutboundRule, OutboundTarget, Outcome, Proto,
+    PublishedPort, RootDir, RunSpec, Runtime, RuntimeConfig,
+};
 use container::Refusal;
 use logs::LogWriter;
 use std::collections::{BTreeMap, HashMap};
@@ -43,7 +52,7 @@ const STDIN_PIPE_BYTES: usize = 64 * 1024;
 /// Exit code recorded for containers that were running when berthd stopped or crashed.
 pub const DAEMON_GONE_EXIT_CODE: i64 = 255;
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
@@ -221,6 +230,10 @@ pub struct Daemon {
     image_lock: tokio::sync::Mutex<()>,
     registry: berth_registry::Registry,
     id: String,
+    volumes: volumes::VolumeStore,
+    networks: networks::NetworkStore,
+    /// Serialises host-port allocation between concurrent starts.
+    port_lock: Mutex<()>,
 }
 
 impl Daemon {
@@ -249,7 +262,12 @@ impl Daemon {
                 id
             }
         };
+        let volumes = volumes::VolumeStore::open(root.join("volumes"))?;
+        let networks = networks::NetworkStore::open(root.join("networks.json"), &id)?;
         let daemon = Arc::new(Self {
+            volumes,
+            networks,
+            port_lock: Mutex::new(()),
             root,
             images,
             runtime,
@@ -297,8 +315,11 @@ impl Daemon {
                 .ok_or_else(|| corrupt_state(&cdir.join("config.json"), "missing"))?;
             let mut state: ContainerState =
                 read_state_file(&cdir, "state.json")?.unwrap_or_default();
-            let logs = LogWriter::open(&cdir.join(format!("{}-json.log", spec.id)))
-                .map_err(DaemonError::io("opening container log"))?;
+            let logs = LogWriter::open(
+                &cdir.join(format!("{}-json.log", spec.id)),
+                LogWriter::rotation_of(spec.log_max_size, spec.log_max_files),
+            )
+            .map_err(DaemonError::io("opening container log"))?;
             let was_running = matches!(state.status, Status::Running | Status::Removing);
             let open_stdin = spec.open_stdin;
             if was_running {
@@ -496,7 +517,25 @@ impl Daemon {
                 "can't create 'AutoRemove' container with restart policy".into(),
             ));
         }
-        unsupported_host_options(&host)?;
+        let mut grants = mounts::parse(&host)?;
+        let allow_outbound = host.allow_outbound.clone().unwrap_or_default();
+        for a in &allow_outbound {
+            OutboundTarget::parse(a).map_err(DaemonError::Invalid)?;
+        }
+        let nano_cpus = match host.nano_cpus {
+            None | Some(0) => None,
+            Some(n) => {
+                let max = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+                if n < 10_000_000 || n > max * 1_000_000_000 {
+                    return Err(DaemonError::Invalid(format!(
+                        "Range of CPUs is from 0.01 to {max}.00, as there are only {max} CPUs available"
+                    )));
+                }
+                Some(n as u64)
+            }
+        };
+        let (log_max_size, log_max_files) = logs::parse_log_config(host.log_config.as_ref())?;
+        let network = self.network_mode(host.network_mode.as_deref())?;
         let image = self.resolve_image(&image_name)?;
         let this = self.clone();
         let img = image.clone();
@@ -578,6 +617,38 @@ impl Daemon {
 
         let mut labels = icfg.labels.clone().unwrap_or_default();
         labels.extend(req.config.labels.clone().unwrap_or_default());
+        let exposed = ports::exposed([
+            icfg.exposed_ports.as_ref(),
+            req.config.exposed_ports.as_ref(),
+        ])?;
+        let port_specs = ports::parse(&host, &exposed)?;
+        if network == networks::NONE && !port_specs.is_empty() {
+            return Err(DaemonError::Invalid(
+                "conflicting options: port publishing and the container type network mode".into(),
+            ));
+        }
+        // Image VOLUMEs not covered by a mount get an anonymous volume, as with Docker.
+        for path in icfg
+            .volumes
+            .iter()
+            .chain(req.config.volumes.iter())
+            .flat_map(|v| v.keys())
+        {
+            let target = berth_runtime::normalise_guest_path(path);
+            if target != "/" && !grants.iter().any(|g| g.target == target) {
+                grants.push(mounts::MountSpec {
+                    kind: mounts::MountKind::Volume,
+                    source: String::new(),
+                    target,
+                    read_only: false,
+                    create_source: false,
+                });
+            }
+        }
+        let this = self.clone();
+        let grants = tokio::task::spawn_blocking(move || this.provision_mounts(grants))
+            .await
+            .map_err(|e| DaemonError::Internal(e.to_string()))??;
         let id = ContainerId::generate();
         let spec = ContainerSpec {
             id: id.clone(),
@@ -598,6 +669,14 @@ impl Daemon {
             memory: host.memory.filter(|m| *m > 0).map(|m| m as u64),
             config: req.config.clone(),
             host_config: host,
+            mounts: grants,
+            network,
+            ports: port_specs,
+            allow_outbound,
+            exposed,
+            nano_cpus,
+            log_max_size,
+            log_max_files,
         };
         let this = self.clone();
         let snapshot = ready.snapshot.clone();
@@ -635,6 +714,15 @@ impl Daemon {
                     cap_std::ambient_authority(),
                 )
                 .map_err(DaemonError::io("opening rootfs"))?;
+                for m in &spec.mounts {
+                    let rel = guest_path("/", &m.target);
+                    root.create_dir_all(&rel).map_err(|e| {
+                        DaemonError::Invalid(format!(
+                            "cannot create mount point {} in the container root: {e}",
+                            m.target
+                        ))
+                    })?;
+                }
                 let wd = guest_path("/", &spec.working_dir);
                 if !wd.as_os_str().is_empty() {
                     root.create_dir_all(&wd).map_err(|e| {
@@ -648,7 +736,7 @@ impl Daemon {
             let config = serde_json::to_vec_pretty(&spec).unwrap_or_default();
             berth_image::write_atomic(&tmp.join("config.json"), &config)
                 .map_err(DaemonError::io("writing container config"))?;
-            let state = serde_json::to_vec_pretty(&ContainerState::default()).unwrap_or_default();
+            let state = serde_json::to_vec_pretty(&initial_state(&spec)).unwrap_or_default();
             berth_image::write_atomic(&tmp.join("state.json"), &state)
                 .map_err(DaemonError::io("writing container state"))?;
             std::fs::rename(&tmp, &final_dir)
@@ -659,14 +747,18 @@ impl Daemon {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e);
         }
-        let logs = LogWriter::open(&final_dir.join(format!("{}-json.log", spec.id)))
-            .map_err(DaemonError::io("creating container log"))?;
+        let logs = LogWriter::open(
+            &final_dir.join(format!("{}-json.log", spec.id)),
+            LogWriter::rotation_of(spec.log_max_size, spec.log_max_files),
+        )
+        .map_err(DaemonError::io("creating container log"))?;
         let (exits, _) = watch::channel(ExitEvent::default());
         let stdin = StdinPipe::new(spec.open_stdin);
+        let state = initial_state(&spec);
         Ok(Arc::new(Container {
             spec,
             dir: final_dir,
-            state: Mutex::new(ContainerState::default()),
+            state: Mutex::new(state),
             logs,
             exits,
             kill: Mutex::new(None),
@@ -699,8 +791,10 @@ impl Daemon {
     pub async fn start(self: &Arc<Self>, key: &str) -> Result<()> {
         let c = self.container(key)?;
         let prepared = self.runtime.prepare(&c.spec.wasm)?;
+        let egress = Self::egress_policy(&c.spec.allow_outbound).await?;
         let (kill_tx, kill_rx) = oneshot::channel::<i32>();
-        let stdin_reader = {
+        let (stdin_reader, mounts, network) = {
+            let _ports = self.port_lock.lock().unwrap_or_else(|e| e.into_inner());
             let mut st = c.state.lock().unwrap_or_else(|e| e.into_inner());
             match st.status.check_start() {
                 Ok(()) => {}
@@ -709,6 +803,17 @@ impl Daemon {
                 }
                 Err(Refusal::Conflict(m)) => return Err(DaemonError::Conflict(m.into())),
             }
+            for n in &st.networks {
+                self.networks.find(n).map_err(|_| {
+                    DaemonError::NotFoundMessage(format!(
+                        "network {n} not found: it was removed; disconnect the container from it"
+                    ))
+                })?;
+            }
+            let mounts = self.mount_dirs(&c)?;
+            let ports = self.allocate_ports(&c)?;
+            let network = Self::container_net(&c, st.networks.clone(), &ports, egress);
+            st.ports = ports;
             st.status = Status::Running;
             st.started_at = Some(now_rfc3339());
             st.finished_at = None;
@@ -722,9 +827,11 @@ impl Daemon {
             if c.spec.open_stdin && pipe.reader.is_none() {
                 *pipe = StdinPipe::new(true);
             }
-            pipe.reader
+            let stdin = pipe
+                .reader
                 .take()
-                .map(|r| Box::new(r) as Box<dyn tokio::io::AsyncRead + Send + Sync + Unpin>)
+                .map(|r| Box::new(r) as Box<dyn tokio::io::AsyncRead + Send + Sync + Unpin>);
+            (stdin, mounts, network)
         };
         let spec = RunSpec {
             args: c.spec.args.clone(),
@@ -744,9 +851,19 @@ impl Daemon {
                 },
                 read_only: c.spec.read_only,
             }),
+            mounts,
+            network,
+            http_port: c
+                .spec
+                .exposed
+                .iter()
+                .filter_map(|e| e.strip_suffix("/tcp"))
+                .find_map(|p| p.parse().ok())
+                .unwrap_or(80),
             stdin: stdin_reader,
             output: Arc::new(LogSink(c.clone())),
             memory_limit: c.spec.memory.map(|m| m as usize),
+            cpus: c.spec.nano_cpus.map(|n| n as f64 / 1e9),
         };
         let runtime = self.runtime.clone();
         let this = self.clone();
@@ -784,11 +901,13 @@ impl Daemon {
             st.error = error.clone();
             st.oom_killed = oom;
             st.finished_at = Some(now_rfc3339());
+            st.ports.clear();
             if let Err(e) = c.persist_state(&st) {
                 tracing::error!(id = %c.spec.id, error = %e, "cannot persist container state");
             }
         }
         c.kill.lock().unwrap_or_else(|e| e.into_inner()).take();
+        Self::clear_tmpfs(c);
         // A fresh stdin for the next start.
         *c.stdin.lock().unwrap_or_else(|e| e.into_inner()) = StdinPipe::new(c.spec.open_stdin);
         c.logs.set_open(false);
@@ -801,7 +920,9 @@ impl Daemon {
             ev.error = wait_error;
         });
         if c.spec.auto_remove
-            && let Err(e) = self.remove(c.spec.id.as_str(), true).await
+            && let Err(e) = self
+                .remove_with_volumes(c.spec.id.as_str(), true, true)
+                .await
         {
             tracing::warn!(id = %c.spec.id, error = %e, "auto-remove failed");
         }
@@ -849,6 +970,11 @@ impl Daemon {
 
     /// `DELETE /containers/{id}`.
     pub async fn remove(&self, key: &str, force: bool) -> Result<()> {
+        self.remove_with_volumes(key, force, false).await
+    }
+
+    /// `DELETE /containers/{id}?v=1`: also removes the anonymous volumes it used.
+    pub async fn remove_with_volumes(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.container(key)?;
         loop {
             let status = c.state().status;
@@ -901,6 +1027,9 @@ impl Daemon {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&c.spec.id);
         c.exits.send_modify(|ev| ev.removed = true);
+        if volumes {
+            self.remove_anonymous_volumes(&c);
+        }
         Ok(())
     }
 
@@ -941,7 +1070,14 @@ impl Daemon {
             .filter(|(_, c)| all || c.state().status == Status::Running)
             .collect();
         list.sort_by(|a, b| b.0.cmp(&a.0));
-        list.into_iter().map(|(_, c)| summary(&c)).collect()
+        list.into_iter()
+            .map(|(_, c)| {
+                let mut s = summary(&c);
+                s.mounts = self.mount_points(&c);
+                s.network_settings.networks = self.network_endpoints(&c, &c.state().networks);
+                s
+            })
+            .collect()
     }
 
     /// `GET /containers/{id}/json`.
@@ -990,8 +1126,11 @@ impl Daemon {
             log_path: c.logs.path().display().to_string(),
             config,
             host_config: c.spec.host_config.clone(),
-            mounts: Vec::new(),
-            network_settings: api::InspectNetworkSettings::default(),
+            mounts: self.mount_points(&c),
+            network_settings: api::InspectNetworkSettings {
+                ports: inspect_ports(&c.spec, &st),
+                networks: self.network_endpoints(&c, &st.networks),
+            },
         })
     }
 
@@ -1362,14 +1501,17 @@ impl Daemon {
 fn corrupt_state(path: &Path, why: impl std::fmt::Display) -> DaemonError {
     let dir = path.parent().unwrap_or(path);
     DaemonError::Internal(format!(
-        "container state file {} is unusable: {why}; move the directory {} away to drop this container",
+        "state file {} is unusable: {why}; move the directory {} away to drop the object it describes",
         path.display(),
         dir.display()
     ))
 }
 
 /// Reads and parses `dir/name`; `None` if it does not exist.
-fn read_state_file<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<Option<T>> {
+pub(crate) fn read_state_file<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+) -> Result<Option<T>> {
     let path = dir.join(name);
     match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
@@ -1410,30 +1552,68 @@ pub(crate) fn guest_path(workdir: &str, path: &str) -> PathBuf {
     parts.iter().collect()
 }
 
-/// Refuses host options this daemon cannot honour yet, rather than ignoring them: a container
-/// asked to see a volume or publish a port must not start without it.
-fn unsupported_host_options(host: &api::HostConfig) -> Result<()> {
-    let refuse = |what: &str, why: &str| {
-        Err(DaemonError::Invalid(format!(
-            "{what} are not supported by this berthd yet: {why}"
-        )))
-    };
-    if host.binds.as_ref().is_some_and(|b| !b.is_empty())
-        || host.mounts.as_ref().is_some_and(|m| !m.is_empty())
-        || host.tmpfs.as_ref().is_some_and(|t| !t.is_empty())
-    {
-        return refuse(
-            "volumes, bind mounts and tmpfs mounts (-v, --mount, --tmpfs)",
-            "a container sees only its own root filesystem",
-        );
+/// `NetworkSettings.Ports`: every exposed or published port; the host bindings while running.
+fn inspect_ports(
+    spec: &ContainerSpec,
+    st: &ContainerState,
+) -> BTreeMap<String, Option<Vec<api::PortBinding>>> {
+    let mut out: BTreeMap<String, Option<Vec<api::PortBinding>>> =
+        spec.exposed.iter().map(|e| (e.clone(), None)).collect();
+    for p in &spec.ports {
+        out.entry(format!("{}/{}", p.container_port, p.proto))
+            .or_insert(None);
     }
-    if host.port_bindings.as_ref().is_some_and(|p| {
-        p.values()
-            .any(|v| !v.is_null() && v != &serde_json::json!([]))
-    }) {
-        return refuse("published ports (-p)", "guests have no network yet");
+    for p in &st.ports {
+        out.entry(format!("{}/{}", p.container_port, p.proto))
+            .or_insert(None)
+            .get_or_insert_with(Vec::new)
+            .push(api::PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: p.host_port.to_string(),
+            });
     }
-    Ok(())
+    out
+}
+
+/// `Ports` of `ps`: published ports with their host side, exposed ones without.
+fn summary_ports(spec: &ContainerSpec, st: &ContainerState) -> Vec<api::Port> {
+    let mut out: Vec<api::Port> = st
+        .ports
+        .iter()
+        .map(|p| api::Port {
+            ip: Some(p.host_ip.clone()),
+            private_port: p.container_port,
+            public_port: Some(p.host_port),
+            kind: p.proto.clone(),
+        })
+        .collect();
+    for e in &spec.exposed {
+        if let Ok((port, proto)) = ports::parse_port_key(e)
+            && !out
+                .iter()
+                .any(|p| p.private_port == port && p.kind == proto)
+        {
+            out.push(api::Port {
+                ip: None,
+                private_port: port,
+                public_port: None,
+                kind: proto,
+            });
+        }
+    }
+    out
+}
+
+/// A new container's state: created, on its network.
+fn initial_state(spec: &ContainerSpec) -> ContainerState {
+    ContainerState {
+        networks: if spec.network == networks::NONE {
+            Vec::new()
+        } else {
+            vec![spec.network.clone()]
+        },
+        ..ContainerState::default()
+    }
 }
 
 /// Image env overridden by request env: `K=V` sets, a bare `K` unsets (as Docker).
@@ -1478,12 +1658,15 @@ fn summary(c: &Container) -> api::ContainerSummary {
         created: parse_time(&c.spec.created)
             .map(|t| t.timestamp())
             .unwrap_or(0),
-        ports: Vec::new(),
+        ports: summary_ports(&c.spec, &st),
         labels: c.spec.labels.clone(),
         state: st.status.as_str().into(),
         status,
         host_config: api::SummaryHostConfig {
-            network_mode: "default".into(),
+            network_mode: match c.spec.network.as_str() {
+                "bridge" => "default".into(),
+                other => other.into(),
+            },
         },
         network_settings: api::SummaryNetworkSettings::default(),
         mounts: Vec::new(),
@@ -1534,35 +1717,6 @@ mod tests {
         let image = vec!["A=1".to_string(), "B=2".to_string()];
         let req = vec!["A=9".to_string(), "B".to_string(), "C=3".to_string()];
         assert_eq!(merge_env(&image, &req), vec!["A=9", "C=3"]);
-    }
-
-    #[test]
-    fn unsupported_host_options_are_refused_not_ignored() {
-        let mut h = api::HostConfig::default();
-        assert!(unsupported_host_options(&h).is_ok());
-        h.binds = Some(vec![]);
-        h.port_bindings = Some([("80/tcp".to_string(), serde_json::json!([]))].into());
-        assert!(
-            unsupported_host_options(&h).is_ok(),
-            "empty values are what docker sends"
-        );
-        h.binds = Some(vec!["/srv:/data".into()]);
-        let e = unsupported_host_options(&h).unwrap_err().to_string();
-        assert!(e.contains("-v"), "{e}");
-        h.binds = None;
-        h.port_bindings = Some(
-            [(
-                "80/tcp".to_string(),
-                serde_json::json!([{"HostIp": "", "HostPort": "8080"}]),
-            )]
-            .into(),
-        );
-        assert!(
-            unsupported_host_options(&h)
-                .unwrap_err()
-                .to_string()
-                .contains("-p")
-        );
     }
 
     #[test]
@@ -1654,9 +1808,11 @@ fn output_stream(
     end: StreamEnd,
     opts: LogsOptions,
 ) -> Result<OutputStream> {
-    let reader = logs::LogReader::open(c.logs.path(), offset)
+    let mut reader = logs::LogReader::open(c.logs.path(), offset)
         .map_err(DaemonError::io("reading container log"))?;
+    reader.generation = c.logs.state().generation;
     struct S {
+        path: PathBuf,
         reader: logs::LogReader,
         logs: watch::Receiver<logs::LogState>,
         exits: watch::Receiver<ExitEvent>,
@@ -1665,6 +1821,7 @@ fn output_stream(
         finished: bool,
     }
     let s = S {
+        path: c.logs.path().to_path_buf(),
         reader,
         logs: c.logs.subscribe(),
         exits: c.exits.subscribe(),
@@ -1686,9 +1843,12 @@ fn output_stream(
                     ev.seq > seq || ev.removed
                 }
             };
+            // The writer rotated: finish the old file (still open here), then follow the new.
+            let rotated = s.reader.generation != st.generation;
+            let limit = if rotated { u64::MAX } else { st.len };
             let mut out = Vec::new();
             while out.len() < 256 * 1024 {
-                match s.reader.next_record(st.len) {
+                match s.reader.next_record(limit) {
                     Ok(Some(rec)) => {
                         let id = rec.stream_id();
                         let wanted = if id == berth_api::stream::STDERR {
@@ -1716,10 +1876,23 @@ fn output_stream(
                     }
                 }
             }
-            let drained = s.reader.offset() >= st.len;
             if !out.is_empty() {
                 return Some((bytes::Bytes::from(out), s));
             }
+            if rotated {
+                match logs::LogReader::open(&s.path, 0) {
+                    Ok(mut r) => {
+                        r.generation = st.generation;
+                        s.reader = r;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot reopen rotated log");
+                        return None;
+                    }
+                }
+            }
+            let drained = s.reader.offset() >= st.len;
             if s.finished || (ended && drained) {
                 return None;
             }

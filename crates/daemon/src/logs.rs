@@ -36,6 +36,8 @@ impl LogRecord {
 pub struct LogState {
     pub len: u64,
     pub open: bool,
+    /// Bumped at every rotation; readers of an older file finish it, then reopen.
+    pub generation: u64,
 }
 
 /// Appends guest output to the container's log file.
@@ -43,22 +45,60 @@ pub struct LogWriter {
     path: PathBuf,
     file: Mutex<Option<File>>,
     state: watch::Sender<LogState>,
+    rotation: Option<Rotation>,
+}
+
+/// `--log-opt max-size=... max-file=...`: the log is rotated to `<path>.1`, `.2`, ... once
+/// it reaches `max_size`; with `max_files` = 1 the full log is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    pub max_size: u64,
+    pub max_files: u32,
 }
 
 impl LogWriter {
     /// Opens (creating) the log at `path` for appending; starts closed (no guest running).
-    pub fn open(path: &Path) -> std::io::Result<Self> {
+    pub fn open(path: &Path, rotation: Option<Rotation>) -> std::io::Result<Self> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)?;
         let len = file.metadata()?.len();
-        let (state, _) = watch::channel(LogState { len, open: false });
+        let (state, _) = watch::channel(LogState {
+            len,
+            open: false,
+            generation: 0,
+        });
         Ok(Self {
             path: path.to_path_buf(),
             file: Mutex::new(Some(file)),
             state,
+            rotation,
         })
+    }
+
+    /// Moves the full log aside and starts an empty one. Called with the file lock held.
+    fn rotate(&self, file: &mut File, r: Rotation) -> std::io::Result<()> {
+        let rotated = |i: u32| PathBuf::from(format!("{}.{i}", self.path.display()));
+        if r.max_files <= 1 {
+            std::fs::remove_file(&self.path)?;
+        } else {
+            for i in (1..r.max_files - 1).rev() {
+                if rotated(i).exists() {
+                    std::fs::rename(rotated(i), rotated(i + 1))?;
+                }
+            }
+            std::fs::rename(&self.path, rotated(1))?;
+        }
+        *file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.state.send_modify(|s| {
+            s.len = 0;
+            s.generation += 1;
+        });
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -104,7 +144,15 @@ impl LogWriter {
         let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(file) = guard.as_mut() {
             match file.write_all(&out) {
-                Ok(()) => self.state.send_modify(|s| s.len += out.len() as u64),
+                Ok(()) => {
+                    self.state.send_modify(|s| s.len += out.len() as u64);
+                    if let Some(r) = self.rotation
+                        && self.state.borrow().len >= r.max_size
+                        && let Err(e) = self.rotate(file, r)
+                    {
+                        tracing::warn!(path = %self.path.display(), error = %e, "log rotation failed");
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(path = %self.path.display(), error = %e, "dropping guest output: log write failed")
                 }
@@ -123,6 +171,8 @@ impl OutputSink for LogWriter {
 pub struct LogReader {
     reader: BufReader<File>,
     offset: u64,
+    /// The writer's generation this file belongs to.
+    pub generation: u64,
 }
 
 impl LogReader {
@@ -132,6 +182,7 @@ impl LogReader {
         Ok(Self {
             reader: BufReader::new(file),
             offset,
+            generation: 0,
         })
     }
 
@@ -191,6 +242,79 @@ pub fn tail_offset(path: &Path, n: usize) -> std::io::Result<u64> {
     })
 }
 
+/// `HostConfig.LogConfig` → (`max-size` bytes, `max-file` count). Only the `json-file`
+/// driver exists; unknown drivers and options are refused rather than ignored.
+pub fn parse_log_config(
+    config: Option<&berth_api::LogConfig>,
+) -> crate::Result<(Option<u64>, Option<u32>)> {
+    use crate::DaemonError;
+    let Some(config) = config else {
+        return Ok((None, None));
+    };
+    match config.kind.as_deref() {
+        None | Some("") | Some("json-file") => {}
+        Some(other) => {
+            return Err(DaemonError::Invalid(format!(
+                "logging driver {other:?} is not supported: Berth writes json-file logs"
+            )));
+        }
+    }
+    let (mut size, mut files) = (None, None);
+    for (k, v) in config.config.iter().flatten() {
+        match k.as_str() {
+            "max-size" => {
+                size = Some(parse_size(v).ok_or_else(|| {
+                    DaemonError::Invalid(format!("invalid value for log opt max-size: {v:?}"))
+                })?)
+            }
+            "max-file" => match v.parse::<u32>() {
+                Ok(n) if n >= 1 => files = Some(n),
+                _ => {
+                    return Err(DaemonError::Invalid(format!(
+                        "invalid value for log opt max-file: {v:?}, it must be at least 1"
+                    )));
+                }
+            },
+            other => {
+                return Err(DaemonError::Invalid(format!(
+                    "unknown log opt '{other}' for json-file log driver"
+                )));
+            }
+        }
+    }
+    if files.is_some_and(|n| n > 1) && size.is_none() {
+        return Err(DaemonError::Invalid(
+            "max-file cannot be set without max-size".into(),
+        ));
+    }
+    Ok((size, files))
+}
+
+/// `10m`, `512k`, `1g`, `4096` (decimal units as Docker's `units.FromHumanSize`).
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..digits].parse().ok()?;
+    let mult = match s[digits..].trim_end_matches('b') {
+        "" => 1,
+        "k" => 1_000,
+        "m" => 1_000_000,
+        "g" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|n| *n > 0)
+}
+
+impl LogWriter {
+    /// The rotation settings of a container.
+    pub fn rotation_of(max_size: Option<u64>, max_files: Option<u32>) -> Option<Rotation> {
+        max_size.map(|max_size| Rotation {
+            max_size,
+            max_files: max_files.unwrap_or(1),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,7 +323,7 @@ mod tests {
     fn writes_json_lines_split_at_newlines_and_reads_them_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c-json.log");
-        let w = LogWriter::open(&path).unwrap();
+        let w = LogWriter::open(&path, None).unwrap();
         w.write(StreamKind::Stdout, b"one\ntwo\npart");
         w.write(StreamKind::Stderr, b"err\n");
         let mut r = LogReader::open(&path, 0).unwrap();
@@ -224,7 +348,7 @@ mod tests {
     fn tail_offsets_point_at_the_last_records() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c-json.log");
-        let w = LogWriter::open(&path).unwrap();
+        let w = LogWriter::open(&path, None).unwrap();
         w.write(StreamKind::Stdout, b"1\n2\n3\n");
         let off = tail_offset(&path, 2).unwrap();
         let mut r = LogReader::open(&path, off).unwrap();
@@ -236,9 +360,86 @@ mod tests {
     #[test]
     fn closed_writer_drops_output_without_panicking() {
         let dir = tempfile::tempdir().unwrap();
-        let w = LogWriter::open(&dir.path().join("l")).unwrap();
+        let w = LogWriter::open(&dir.path().join("l"), None).unwrap();
         w.close();
         w.write(StreamKind::Stdout, b"late\n");
         assert_eq!(w.state().len, 0);
+    }
+
+    #[test]
+    fn logs_rotate_at_max_size_and_keep_max_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let w = LogWriter::open(
+            &path,
+            Some(Rotation {
+                max_size: 200,
+                max_files: 3,
+            }),
+        )
+        .unwrap();
+        w.set_open(true);
+        for i in 0..40 {
+            w.write(StreamKind::Stdout, format!("line {i}\n").as_bytes());
+        }
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        assert!(size(&path) < 200, "current log is bounded");
+        let r1 = PathBuf::from(format!("{}.1", path.display()));
+        let r2 = PathBuf::from(format!("{}.2", path.display()));
+        assert!(size(&r1) >= 200 && size(&r2) >= 200);
+        assert!(!PathBuf::from(format!("{}.3", path.display())).exists());
+        assert!(w.state().generation >= 3);
+        // The newest record is in the current file (or the just-rotated one).
+        let all = std::fs::read_to_string(&path).unwrap() + &std::fs::read_to_string(&r1).unwrap();
+        assert!(all.contains("line 39"));
+        // A single file: the full log is dropped.
+        let path = dir.path().join("one.log");
+        let w = LogWriter::open(
+            &path,
+            Some(Rotation {
+                max_size: 100,
+                max_files: 1,
+            }),
+        )
+        .unwrap();
+        for i in 0..40 {
+            w.write(StreamKind::Stderr, format!("x{i}\n").as_bytes());
+        }
+        assert!(size(&path) < 100);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+    }
+
+    #[test]
+    fn log_options_are_validated() {
+        let cfg = |kind: &str, opts: &[(&str, &str)]| berth_api::LogConfig {
+            kind: Some(kind.into()),
+            config: Some(
+                opts.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+        };
+        assert_eq!(
+            parse_log_config(Some(&cfg(
+                "json-file",
+                &[("max-size", "10m"), ("max-file", "3")]
+            )))
+            .unwrap(),
+            (Some(10_000_000), Some(3))
+        );
+        assert_eq!(parse_log_config(None).unwrap(), (None, None));
+        for (kind, opts) in [
+            ("syslog", vec![]),
+            ("json-file", vec![("max-size", "ten")]),
+            ("json-file", vec![("max-size", "0")]),
+            ("json-file", vec![("max-file", "0")]),
+            ("json-file", vec![("max-file", "2")]),
+            ("json-file", vec![("compress", "true")]),
+        ] {
+            assert!(
+                parse_log_config(Some(&cfg(kind, &opts))).is_err(),
+                "{kind} {opts:?}"
+            );
+        }
     }
 }

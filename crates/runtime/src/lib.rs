@@ -17,9 +17,14 @@
 //! CPU-bound guests yield to the tokio scheduler at every epoch tick (10 ms), so a spinning
 //! guest never stalls the daemon or its neighbours.
 
+mod http;
+pub mod net;
 mod output;
+pub mod policy;
 
+pub use net::{Attachment, ContainerNet, ListenerGuard, NetRegistry, Proto, PublishedPort};
 pub use output::{OutputSink, StreamKind};
+pub use policy::{EgressPolicy, OutboundRule, OutboundTarget};
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -34,6 +39,7 @@ use wasmtime::{
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// Largest Wasm binary Berth will compile. Guards the daemon against compile-time memory and
 /// CPU exhaustion from hostile images (Wasmtime does not treat compile-time DoS as its bug).
@@ -121,14 +127,23 @@ impl RuntimeConfig {
 pub enum Prepared {
     Module(wasmtime::InstancePre<P1Host>),
     Component(CommandPre<P2Host>),
+    /// A component exporting `wasi:http/incoming-handler` (the `wasi:http/proxy` world):
+    /// [`Runtime::run`] serves it over HTTP, one instance per request.
+    Http(ProxyPre<P2Host>),
 }
 
 impl Prepared {
     pub fn kind(&self) -> WasmKind {
         match self {
             Self::Module(_) => WasmKind::Module,
-            Self::Component(_) => WasmKind::Component,
+            Self::Component(_) | Self::Http(_) => WasmKind::Component,
         }
+    }
+
+    /// Whether this is a wasi:http service (served on `RunSpec::http_port`) rather than a
+    /// command that runs to completion.
+    pub fn is_http(&self) -> bool {
+        matches!(self, Self::Http(_))
     }
 }
 
@@ -136,6 +151,18 @@ impl Prepared {
 #[derive(Debug, Clone)]
 pub struct RootDir {
     pub host_path: PathBuf,
+    pub read_only: bool,
+}
+
+/// A host directory granted to the guest at `guest_path` (a volume, bind mount or tmpfs).
+///
+/// The guest reaches it through its own preopen: wasi-libc picks the preopen with the longest
+/// matching prefix, lexically (see `docs/architecture.md`, "Filesystem view").
+#[derive(Debug, Clone)]
+pub struct MountDir {
+    pub host_path: PathBuf,
+    /// Absolute, normalised guest path (no `.`, `..` or trailing `/`), never `/`.
+    pub guest_path: String,
     pub read_only: bool,
 }
 
@@ -147,11 +174,21 @@ pub struct RunSpec {
     /// Working directory inside the guest (absolute).
     pub cwd: String,
     pub root: Option<RootDir>,
+    /// Directories granted besides the root, in the order the guest should see them.
+    pub mounts: Vec<MountDir>,
+    /// The container's network view; `None` is `--network none`: no sockets at all.
+    pub network: Option<Arc<ContainerNet>>,
+    /// Container port a wasi:http proxy component is served on (80, or the image's first
+    /// `EXPOSE`); ignored for command guests.
+    pub http_port: u16,
     /// Guest stdin; `None` gives a closed stdin.
     pub stdin: Option<Box<dyn tokio::io::AsyncRead + Send + Sync + Unpin>>,
     pub output: Arc<dyn OutputSink>,
     /// Cap on all linear memories together, in bytes.
     pub memory_limit: Option<usize>,
+    /// `--cpus`: CPU time the guest may use per second of wall time (1.5 = one and a half
+    /// CPUs). `None`: no cap beyond fair scheduling.
+    pub cpus: Option<f64>,
 }
 
 /// How a guest run ended.
@@ -186,6 +223,41 @@ pub struct P2Host {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: Limits,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    /// Outgoing wasi:http requests: the container's egress policy (see `http.rs`).
+    http_hooks: http::HttpHooks,
+    /// The container's view of wasi:sockets (see `net.rs`).
+    net: net::sockets::NetView,
+}
+
+impl P2Host {
+    fn net_view(&mut self) -> net::sockets::NetCtxView<'_> {
+        net::sockets::NetCtxView {
+            sockets: wasmtime_wasi::sockets::WasiSocketsCtxView {
+                ctx: self.wasi.sockets(),
+                table: &mut self.table,
+            },
+            net: &mut self.net,
+        }
+    }
+}
+
+/// Builds the store state of a preview2 component: every `P2Host` (a command run, and each
+/// request of a wasi:http service) is made here. `network` is `None` under `--network none`.
+fn p2_host(
+    registry: &Arc<NetRegistry>,
+    network: Option<&Arc<ContainerNet>>,
+    wasi: WasiCtx,
+    limits: Limits,
+) -> P2Host {
+    P2Host {
+        wasi,
+        table: ResourceTable::new(),
+        limits,
+        http: wasmtime_wasi_http::WasiHttpCtx::new(),
+        http_hooks: http::HttpHooks::new(registry.clone(), network.cloned()),
+        net: net::sockets::NetView::new(registry, network.cloned()),
+    }
 }
 
 /// Bytes a table element costs the host (one pointer), for counting tables against `--memory`.
@@ -256,6 +328,7 @@ pub struct Runtime {
     cache_dir: PathBuf,
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     pooling: bool,
+    net: Arc<NetRegistry>,
 }
 
 impl Runtime {
@@ -267,6 +340,12 @@ impl Runtime {
             .map_err(|e| RuntimeError::Engine(e.to_string()))?;
         let mut p2_linker = wasmtime::component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut p2_linker)
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        // Each container's own network view: wasi:sockets tcp, udp and name lookup shadowed.
+        net::sockets::add_to_linker(&mut p2_linker, P2Host::net_view)
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        // One linker for commands and wasi:http services (which import wasi:cli too).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut p2_linker)
             .map_err(|e| RuntimeError::Engine(e.to_string()))?;
 
         let hash = {
@@ -300,12 +379,18 @@ impl Runtime {
             cache_dir,
             prepared: Mutex::new(HashMap::new()),
             pooling,
+            net: NetRegistry::new(),
         }))
     }
 
     /// Whether the pooling allocator is in use.
     pub fn pooling(&self) -> bool {
         self.pooling
+    }
+
+    /// The daemon-wide table of container addresses and listeners.
+    pub fn net(&self) -> &Arc<NetRegistry> {
+        &self.net
     }
 
     fn cache_path(&self, digest_hex: &str) -> PathBuf {
@@ -384,7 +469,12 @@ impl Runtime {
                     .p2_linker
                     .instantiate_pre(&component)
                     .map_err(link_err)?;
-                Prepared::Component(CommandPre::new(pre).map_err(link_err)?)
+                // A component exporting wasi:http/incoming-handler is a service, even if it
+                // also exports wasi:cli/run.
+                match ProxyPre::new(pre.clone()) {
+                    Ok(proxy) => Prepared::Http(proxy),
+                    Err(_) => Prepared::Component(CommandPre::new(pre).map_err(link_err)?),
+                }
             }
             _ => {
                 return Err(RuntimeError::NotCompiled {
@@ -409,15 +499,23 @@ impl Runtime {
     }
 
     /// Runs a guest to completion. Dropping the future stops the guest.
-    pub async fn run(&self, prepared: &Prepared, spec: RunSpec) -> Outcome {
+    ///
+    /// A wasi:http service ([`Prepared::Http`]) is served on `spec.http_port` until the future
+    /// is dropped, one fresh instance per request (see `http.rs`).
+    pub async fn run(&self, prepared: &Prepared, mut spec: RunSpec) -> Outcome {
         let limits = Limits {
             max: spec.memory_limit,
             ..Limits::default()
         };
-        let mut builder = match wasi_builder(spec) {
+        let cpus = spec.cpus;
+        let stdin = spec.stdin.take();
+        let mut builder = match wasi_builder(&spec) {
             Ok(b) => b,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
+        if let Some(stdin) = stdin {
+            builder.stdin(wasmtime_wasi::cli::AsyncStdinStream::new(stdin));
+        }
         match prepared {
             Prepared::Module(pre) => {
                 let host = P1Host {
@@ -426,7 +524,7 @@ impl Runtime {
                 };
                 let mut store = Store::new(&self.engine, host);
                 store.limiter(|h| &mut h.limits);
-                arm_epochs(&mut store);
+                arm_epochs(&mut store, cpus);
                 let result = async {
                     let instance = pre.instantiate_async(&mut store).await?;
                     let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
@@ -436,14 +534,10 @@ impl Runtime {
                 classify(result, store.data().limits.denied)
             }
             Prepared::Component(pre) => {
-                let host = P2Host {
-                    wasi: builder.build(),
-                    table: ResourceTable::new(),
-                    limits,
-                };
+                let host = p2_host(&self.net, spec.network.as_ref(), builder.build(), limits);
                 let mut store = Store::new(&self.engine, host);
                 store.limiter(|h| &mut h.limits);
-                arm_epochs(&mut store);
+                arm_epochs(&mut store, cpus);
                 let result = async {
                     let command = pre.instantiate_async(&mut store).await?;
                     command.wasi_cli_run().call_run(&mut store).await
@@ -455,14 +549,67 @@ impl Runtime {
                     Err(e) => classify(Err(e), store.data().limits.denied),
                 }
             }
+            Prepared::Http(pre) => {
+                drop(builder);
+                http::serve(&self.net, pre, spec).await
+            }
         }
     }
 }
 
-/// Guests yield to the scheduler at every epoch tick instead of trapping.
-fn arm_epochs<T: 'static>(store: &mut Store<T>) {
+/// Guests yield to the scheduler at every epoch tick instead of trapping; with a CPU cap,
+/// a guest over its share sleeps until it is back within it.
+pub(crate) fn arm_epochs<T: 'static>(store: &mut Store<T>, cpus: Option<f64>) {
     store.set_epoch_deadline(1);
-    store.epoch_deadline_async_yield_and_update(1);
+    match cpus.filter(|c| *c > 0.0) {
+        None => store.epoch_deadline_async_yield_and_update(1),
+        Some(quota) => {
+            let mut throttle = CpuThrottle::new(quota, std::time::Instant::now());
+            store.epoch_deadline_callback(move |_| {
+                Ok(match throttle.tick(std::time::Instant::now()) {
+                    None => wasmtime::UpdateDeadline::Yield(1),
+                    Some(pause) => wasmtime::UpdateDeadline::YieldCustom(
+                        1,
+                        Box::pin(tokio::time::sleep(pause)),
+                    ),
+                })
+            });
+        }
+    }
+}
+
+/// `--cpus` accounting. The epoch callback runs only while the guest executes Wasm, at most
+/// once per tick, so each call charges one tick of CPU. Over a one-second window, a guest
+/// that has used more than `quota` × elapsed is paused for the difference.
+#[derive(Debug)]
+struct CpuThrottle {
+    quota: f64,
+    window_start: std::time::Instant,
+    used: Duration,
+}
+
+impl CpuThrottle {
+    const WINDOW: Duration = Duration::from_secs(1);
+
+    fn new(quota: f64, now: std::time::Instant) -> Self {
+        Self {
+            quota,
+            window_start: now,
+            used: Duration::ZERO,
+        }
+    }
+
+    /// Charges one tick; returns how long to pause, if the guest is over its share.
+    fn tick(&mut self, now: std::time::Instant) -> Option<Duration> {
+        if now.duration_since(self.window_start) >= Self::WINDOW {
+            // The tick being charged ran in the new window.
+            self.window_start = now.checked_sub(EPOCH_TICK).unwrap_or(now);
+            self.used = Duration::ZERO;
+        }
+        self.used += EPOCH_TICK;
+        let allowed = now.duration_since(self.window_start).mul_f64(self.quota);
+        (self.used > allowed).then(|| (self.used - allowed).div_f64(self.quota))
+    }
 }
 
 fn classify(result: wasmtime::Result<()>, growth_denied: bool) -> Outcome {
@@ -484,37 +631,122 @@ fn classify(result: wasmtime::Result<()>, growth_denied: bool) -> Outcome {
     Outcome::Failed(message)
 }
 
-fn wasi_builder(spec: RunSpec) -> Result<WasiCtxBuilder, RuntimeError> {
+/// The WASI context of a run, without stdin (the caller adds it). Called once per command
+/// run and once per request of a wasi:http service.
+fn wasi_builder(spec: &RunSpec) -> Result<WasiCtxBuilder, RuntimeError> {
     let mut b = WasiCtxBuilder::new();
     b.args(&spec.args);
     for (k, v) in &spec.env {
         b.env(k, v);
     }
-    if let Some(root) = &spec.root {
-        let perms = if root.read_only {
+    let perms = |read_only: bool| {
+        if read_only {
             FsPerms::ReadOnly
         } else {
             FsPerms::ReadWrite
-        };
-        b.preopened_dir(&root.host_path, "/", perms)
-            .map_err(|e| RuntimeError::Setup(format!("root {}: {e}", root.host_path.display())))?;
-        b.initial_cwd(&spec.cwd);
-        // wasi-libc in preview1 modules has no initial working directory: it matches relative
-        // paths against a preopen named ".", so the working directory is preopened as that too.
-        if let Some(cwd) = workdir_host_path(&root.host_path, &spec.cwd)? {
-            b.preopened_dir(&cwd, ".", perms)
-                .map_err(|e| RuntimeError::Setup(format!("working directory {}: {e}", spec.cwd)))?;
         }
+    };
+    // wasi-libc (preview1 and preview2 alike) starts with the working directory "/" and never
+    // reads `initial-cwd`; it resolves a path by the longest matching preopen name, the newest
+    // winning a tie, and "/" and "." both count as the empty prefix. So, in this order:
+    // 1. "/": the root;
+    // 2. ".": the working directory, so relative paths resolve there (it also shadows "/"
+    //    for paths with no other match, such as `ls /`);
+    // 3. when the working directory is not "/", every top-level directory of the root under
+    //    its own name, so absolute paths like /etc/x still reach the root;
+    // 4. the mounts, which win over the root's mount-point directories.
+    // See docs/architecture.md, "Filesystem view", for what remains different from Docker.
+    if let Some(root) = &spec.root {
+        b.preopened_dir(&root.host_path, "/", perms(root.read_only))
+            .map_err(|e| RuntimeError::Setup(format!("root {}: {e}", root.host_path.display())))?;
+    }
+    if spec.root.is_some() || !spec.mounts.is_empty() {
+        b.initial_cwd(&spec.cwd);
+    }
+    if let Some((dir, read_only)) = workdir_grant(spec)? {
+        b.preopened_dir(&dir, ".", perms(read_only))
+            .map_err(|e| RuntimeError::Setup(format!("working directory {}: {e}", spec.cwd)))?;
+        if let Some(root) = &spec.root {
+            for name in top_level_dirs(&root.host_path) {
+                let host = root.host_path.join(&name);
+                b.preopened_dir(&host, format!("/{name}"), perms(root.read_only))
+                    .map_err(|e| RuntimeError::Setup(format!("root directory /{name}: {e}")))?;
+            }
+        }
+    }
+    for m in &spec.mounts {
+        b.preopened_dir(&m.host_path, &m.guest_path, perms(m.read_only))
+            .map_err(|e| {
+                RuntimeError::Setup(format!(
+                    "mount {} at {}: {e}",
+                    m.host_path.display(),
+                    m.guest_path
+                ))
+            })?;
     }
     b.stdout(output::GuestOutput::new(
         spec.output.clone(),
         StreamKind::Stdout,
     ));
-    b.stderr(output::GuestOutput::new(spec.output, StreamKind::Stderr));
-    if let Some(stdin) = spec.stdin {
-        b.stdin(wasmtime_wasi::cli::AsyncStdinStream::new(stdin));
-    }
+    b.stderr(output::GuestOutput::new(
+        spec.output.clone(),
+        StreamKind::Stderr,
+    ));
+    // Sockets for preview2 components only: preview1 has none (see `net.rs`).
+    net::sockets::configure(&mut b, spec.network.as_ref());
     Ok(b)
+}
+
+/// Real directories (never symlinks, which would be followed on the host) directly under
+/// `root` whose names are valid UTF-8, sorted.
+fn top_level_dirs(root: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The grant that holds the working directory: the mount with the longest matching guest
+/// prefix, else the root. Returns the host directory and whether it is read-only.
+fn workdir_grant(spec: &RunSpec) -> Result<Option<(PathBuf, bool)>, RuntimeError> {
+    let cwd = normalise_guest_path(&spec.cwd);
+    let mount = spec
+        .mounts
+        .iter()
+        .filter(|m| cwd == m.guest_path || cwd.starts_with(&format!("{}/", m.guest_path)))
+        .max_by_key(|m| m.guest_path.len());
+    if let Some(m) = mount {
+        let rest = &cwd[m.guest_path.len()..];
+        if rest.is_empty() {
+            return Ok(Some((m.host_path.clone(), m.read_only)));
+        }
+        return Ok(workdir_host_path(&m.host_path, rest)?.map(|p| (p, m.read_only)));
+    }
+    match &spec.root {
+        Some(root) => Ok(workdir_host_path(&root.host_path, &cwd)?.map(|p| (p, root.read_only))),
+        None => Ok(None),
+    }
+}
+
+/// `/a/./b/../c/` → `/a/c`; `..` is clamped at `/`.
+pub fn normalise_guest_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }
 
 /// The host directory of the guest working directory `cwd` inside `root`, if it is not the
@@ -615,6 +847,30 @@ mod tests {
             Err(RuntimeError::TooLarge { .. })
         ));
         assert!(!rt.is_compiled(&"0".repeat(64)));
+    }
+
+    #[test]
+    fn cpu_throttle_pauses_a_guest_over_its_share() {
+        let t0 = std::time::Instant::now();
+        // Half a CPU: after 100 ms of wall time, 50 ms of CPU is allowed.
+        let mut t = CpuThrottle::new(0.5, t0);
+        let at = |ms| t0 + Duration::from_millis(ms);
+        for i in 1..=5 {
+            assert_eq!(t.tick(at(i * 20)), None, "tick {i} is within the share");
+        }
+        // Running through every tick: 100 ms used, 50 ms allowed at 100 ms → pause 100 ms
+        // (the excess divided by the share).
+        let mut t = CpuThrottle::new(0.5, t0);
+        let mut pause = None;
+        for i in 1..=10 {
+            pause = t.tick(at(i * 10));
+        }
+        assert_eq!(pause, Some(Duration::from_millis(100)));
+        // A new window forgives the past: only the new tick counts.
+        assert_eq!(t.tick(at(1200)), Some(Duration::from_millis(10)));
+        // Two CPUs never pause a single-threaded guest.
+        let mut t = CpuThrottle::new(2.0, t0);
+        assert!((1..=100).all(|i| t.tick(at(i * 10)).is_none()));
     }
 
     #[test]

@@ -73,7 +73,8 @@ pub async fn remove(
     RawQuery(q): RawQuery,
 ) -> ApiResult<StatusCode> {
     let p = Params::parse(q.as_deref());
-    d.remove(&id, p.bool("force")).await?;
+    d.remove_with_volumes(&id, p.bool("force"), p.bool("v"))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

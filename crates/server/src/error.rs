@@ -33,6 +33,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::NotModified => StatusCode::NOT_MODIFIED,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

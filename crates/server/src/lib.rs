@@ -11,6 +11,7 @@ pub mod containers;
 pub mod error;
 pub mod images;
 pub mod listen;
+pub mod objects;
 pub mod params;
 pub mod unsupported;
 
@@ -157,6 +158,25 @@ fn routes(daemon: AppState) -> Router {
             post(images::load).layer(DefaultBodyLimit::disable()),
         )
         .route("/auth", post(images::auth))
+        .route("/volumes", get(objects::volume_list))
+        .route("/volumes/create", post(objects::volume_create))
+        .route("/volumes/prune", post(objects::volume_prune))
+        .route(
+            "/volumes/{name}",
+            get(objects::volume_inspect).delete(objects::volume_remove),
+        )
+        .route("/networks", get(objects::network_list))
+        .route("/networks/create", post(objects::network_create))
+        .route("/networks/prune", post(objects::network_prune))
+        .route(
+            "/networks/{id}",
+            get(objects::network_inspect).delete(objects::network_remove),
+        )
+        .route("/networks/{id}/connect", post(objects::network_connect))
+        .route(
+            "/networks/{id}/disconnect",
+            post(objects::network_disconnect),
+        )
         .route("/images/{*rest}", any(images::by_name))
         .route(
             "/build",

@@ -53,6 +53,34 @@ impl Params {
     }
 }
 
+impl Params {
+    /// Docker's `filters` query value: `{"name": ["a"], "dangling": ["true"]}` (the old
+    /// `{"name": {"a": true}}` form too). Malformed filters are a 400, never ignored.
+    pub fn filters(&self) -> Result<std::collections::BTreeMap<String, Vec<String>>, ApiError> {
+        let Some(raw) = self.get("filters") else {
+            return Ok(Default::default());
+        };
+        let value: serde_json::Value = serde_json::from_str(raw)
+            .map_err(|e| ApiError::bad_request(format!("invalid filters: {e}")))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| ApiError::bad_request("invalid filters: expected a JSON object"))?;
+        let mut out = std::collections::BTreeMap::new();
+        for (k, v) in obj {
+            let values: Vec<String> = match v {
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+                serde_json::Value::Object(m) => m.keys().cloned().collect(),
+                _ => return Err(ApiError::bad_request(format!("invalid filter {k:?}"))),
+            };
+            out.insert(k.clone(), values);
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

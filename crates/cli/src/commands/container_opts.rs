@@ -1,9 +1,12 @@
 //! The options `create` and `run` share, and how they become a `containers/create` body.
 
 use anyhow::{Result, bail};
-use berth_api::{ContainerConfig, ContainerCreateRequest, HostConfig, RestartPolicy};
+use berth_api::{
+    ContainerConfig, ContainerCreateRequest, HostConfig, LogConfig, Mount, PortBinding,
+    RestartPolicy,
+};
 use clap::Args;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -44,9 +47,33 @@ pub struct ContainerOpts {
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long = "publish", value_name = "list")]
     pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long = "expose", value_name = "list")]
+    pub expose: Vec<String>,
     /// Bind mount a volume
     #[arg(short = 'v', long = "volume", value_name = "list")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long = "mount", value_name = "mount", value_parser = parse_mount)]
+    pub mount: Vec<Mount>,
+    /// Mount a tmpfs directory
+    #[arg(long = "tmpfs", value_name = "list")]
+    pub tmpfs: Vec<String>,
+    /// Allow outbound connections to HOST[:PORT] or CIDR[:PORT] (Berth extension)
+    #[arg(long = "allow-outbound", value_name = "list")]
+    pub allow_outbound: Vec<String>,
+    /// Number of CPUs
+    #[arg(long = "cpus", value_name = "decimal", value_parser = parse_cpus, allow_negative_numbers = true)]
+    pub cpus: Option<i64>,
+    /// Logging driver for the container
+    #[arg(long = "log-driver", value_name = "string")]
+    pub log_driver: Option<String>,
+    /// Log driver options
+    #[arg(long = "log-opt", value_name = "list")]
+    pub log_opt: Vec<String>,
     /// Connect a container to a network
     #[arg(long, value_name = "network")]
     pub network: Option<String>,
@@ -331,10 +358,431 @@ pub fn parse_restart(policy: &str) -> Result<RestartPolicy> {
     })
 }
 
+/// Split one line of CSV the way Go's `encoding/csv` reads a `--mount` value: fields separated
+/// by `,`, a field starting with `"` is quoted (`""` is a literal quote).
+pub fn split_csv(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        let mut field = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    None => return Err("extraneous or missing \" in quoted-field".into()),
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                }
+            }
+            match chars.next() {
+                None => {
+                    fields.push(field);
+                    return Ok(fields);
+                }
+                Some(',') => fields.push(field),
+                Some(_) => return Err("extraneous or missing \" in quoted-field".into()),
+            }
+        } else {
+            loop {
+                match chars.next() {
+                    None => {
+                        fields.push(field);
+                        return Ok(fields);
+                    }
+                    Some(',') => break,
+                    Some('"') => return Err("bare \" in non-quoted-field".into()),
+                    Some(c) => field.push(c),
+                }
+            }
+            fields.push(field);
+        }
+    }
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// A `./rel` or `.` source made absolute against the current directory, as docker does for
+/// bind sources.
+fn absolutize(source: &str) -> String {
+    if (source == "." || source.starts_with("./"))
+        && let Ok(cwd) = std::env::current_dir()
+    {
+        let rel = source.trim_start_matches('.').trim_start_matches('/');
+        let joined = if rel.is_empty() { cwd } else { cwd.join(rel) };
+        return joined.to_string_lossy().into_owned();
+    }
+    source.to_string()
+}
+
+/// docker's `opts.MountOpt.Set` for one `--mount` value:
+/// `type=volume|bind|tmpfs,source|src=..,target|destination|dst=..,readonly|ro[=bool],`
+/// `volume-opt=k=v,volume-label=k=v,volume-driver=..,volume-nocopy,bind-propagation=..,`
+/// `tmpfs-size=..,tmpfs-mode=..`; the type defaults to `volume`. Besides docker's own checks it
+/// applies the daemon's (a bind needs a source, a tmpfs must not have one) so that the user
+/// gets the error before anything is sent.
+pub fn parse_mount(value: &str) -> Result<Mount, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err("value is empty".into());
+    }
+    let fields = split_csv(value)?;
+    let mut kind = "volume".to_string();
+    let mut source: Option<String> = None;
+    let mut target: Option<String> = None;
+    let mut read_only = false;
+    let mut volume: Option<Map> = None;
+    let mut bind: Option<Map> = None;
+    let mut tmpfs: Option<Map> = None;
+    type Map = serde_json::Map<String, Value>;
+    fn kv_into(obj: &mut Map, key: &str, val: &str) {
+        let (k, v) = val.split_once('=').unwrap_or((val, ""));
+        if k.is_empty() {
+            return;
+        }
+        let map = obj
+            .entry(key.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(m) = map.as_object_mut() {
+            m.insert(k.to_string(), Value::String(v.to_string()));
+        }
+    }
+    for field in &fields {
+        let (key, val) = match field.split_once('=') {
+            Some((k, v)) => (k.to_ascii_lowercase(), Some(v)),
+            None => (field.to_ascii_lowercase(), None),
+        };
+        let Some(val) = val else {
+            match key.as_str() {
+                "readonly" | "ro" => read_only = true,
+                "volume-nocopy" => {
+                    volume
+                        .get_or_insert_with(Map::new)
+                        .insert("NoCopy".into(), Value::Bool(true));
+                }
+                "bind-nonrecursive" => {
+                    bind.get_or_insert_with(Map::new)
+                        .insert("NonRecursive".into(), Value::Bool(true));
+                }
+                _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+            }
+            continue;
+        };
+        let bad = || format!("invalid value for {key}: {val}");
+        match key.as_str() {
+            "type" => kind = val.to_ascii_lowercase(),
+            "source" | "src" => source = Some(absolutize(val)),
+            "target" | "dst" | "destination" => target = Some(val.to_string()),
+            "readonly" | "ro" => read_only = parse_go_bool(val).ok_or_else(bad)?,
+            "consistency" => {}
+            "bind-propagation" => {
+                bind.get_or_insert_with(Map::new).insert(
+                    "Propagation".into(),
+                    Value::String(val.to_ascii_lowercase()),
+                );
+            }
+            "bind-nonrecursive" => {
+                let b = parse_go_bool(val).ok_or_else(bad)?;
+                bind.get_or_insert_with(Map::new)
+                    .insert("NonRecursive".into(), Value::Bool(b));
+            }
+            "volume-nocopy" => {
+                let b = parse_go_bool(val)
+                    .ok_or_else(|| format!("invalid value for volume-nocopy: {val}"))?;
+                volume
+                    .get_or_insert_with(Map::new)
+                    .insert("NoCopy".into(), Value::Bool(b));
+            }
+            "volume-label" => kv_into(volume.get_or_insert_with(Map::new), "Labels", val),
+            "volume-driver" => {
+                let v = volume.get_or_insert_with(Map::new);
+                let dc = v
+                    .entry("DriverConfig")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Some(dc) = dc.as_object_mut() {
+                    dc.insert("Name".into(), Value::String(val.to_string()));
+                }
+            }
+            "volume-opt" => {
+                let v = volume.get_or_insert_with(Map::new);
+                let dc = v
+                    .entry("DriverConfig")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Some(dc) = dc.as_object_mut() {
+                    kv_into(dc, "Options", val);
+                }
+            }
+            "tmpfs-size" => {
+                let size = parse_memory(val).map_err(|_| bad())?;
+                tmpfs
+                    .get_or_insert_with(Map::new)
+                    .insert("SizeBytes".into(), json!(size));
+            }
+            "tmpfs-mode" => {
+                let mode = u32::from_str_radix(val, 8).map_err(|_| bad())?;
+                tmpfs
+                    .get_or_insert_with(Map::new)
+                    .insert("Mode".into(), json!(mode));
+            }
+            _ => return Err(format!("unexpected key '{key}' in '{field}'")),
+        }
+    }
+    if kind.is_empty() {
+        return Err("type is required".into());
+    }
+    let target = target.filter(|t| !t.is_empty());
+    if target.is_none() {
+        return Err("target is required".into());
+    }
+    if volume.is_some() && kind != "volume" {
+        return Err(format!(
+            "cannot mix 'volume-*' options with mount type '{kind}'"
+        ));
+    }
+    if bind.is_some() && kind != "bind" {
+        return Err(format!(
+            "cannot mix 'bind-*' options with mount type '{kind}'"
+        ));
+    }
+    if tmpfs.is_some() && kind != "tmpfs" {
+        return Err(format!(
+            "cannot mix 'tmpfs-*' options with mount type '{kind}'"
+        ));
+    }
+    match kind.as_str() {
+        "volume" => {}
+        "bind" => {
+            if source.as_deref().unwrap_or("").is_empty() {
+                return Err(
+                    "invalid mount config for type \"bind\": field Source must not be empty".into(),
+                );
+            }
+        }
+        "tmpfs" => {
+            if source.as_deref().is_some_and(|s| !s.is_empty()) {
+                return Err(
+                    "invalid mount config for type \"tmpfs\": field Source must not be specified"
+                        .into(),
+                );
+            }
+        }
+        other => {
+            return Err(format!(
+                "mount type unknown: '{other}' (supported: volume, bind, tmpfs)"
+            ));
+        }
+    }
+    Ok(Mount {
+        kind: Some(kind),
+        source: source.filter(|s| !s.is_empty()),
+        target,
+        read_only: read_only.then_some(true),
+        volume_options: volume.map(Value::Object),
+        bind_options: bind.map(Value::Object),
+        tmpfs_options: tmpfs.map(Value::Object),
+    })
+}
+
+/// docker's `--tmpfs` handling: `/path[:opts]` becomes `Tmpfs["/path"] = "opts"`.
+pub fn parse_tmpfs(specs: &[String]) -> BTreeMap<String, String> {
+    specs
+        .iter()
+        .map(|t| {
+            let (k, v) = t.split_once(':').unwrap_or((t.as_str(), ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// docker's `opts.NanoCPUs`: a rational number (`1.5`, `3/2`, `2e-1`) of CPUs, in units of
+/// 10^-9 CPUs.
+pub fn parse_cpus(value: &str) -> Result<i64, String> {
+    let not_rational = || format!("failed to parse {value} as a rational number");
+    let too_precise = || "value is too precise".to_string();
+    let too_large = || "value is too large".to_string();
+    const NANO: i128 = 1_000_000_000;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (neg, body) = match value.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, value.strip_prefix('+').unwrap_or(value)),
+    };
+    let nanos: i128 = if let Some((a, b)) = body.split_once('/') {
+        if !digits(a) || !digits(b) {
+            return Err(not_rational());
+        }
+        let a: i128 = a.parse().map_err(|_| too_large())?;
+        let b: i128 = b.parse().map_err(|_| too_large())?;
+        if b == 0 {
+            return Err(not_rational());
+        }
+        let n = a.checked_mul(NANO).ok_or_else(too_large)?;
+        if n % b != 0 {
+            return Err(too_precise());
+        }
+        n / b
+    } else {
+        let (mantissa, exp) = match body.find(['e', 'E']) {
+            Some(i) => {
+                let e = &body[i + 1..];
+                let e_digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+                if !digits(e_digits) {
+                    return Err(not_rational());
+                }
+                (&body[..i], e.parse::<i32>().map_err(|_| not_rational())?)
+            }
+            None => (body, 0),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        if (int.is_empty() && frac.is_empty())
+            || !(int.is_empty() || digits(int))
+            || !(frac.is_empty() || digits(frac))
+        {
+            return Err(not_rational());
+        }
+        let all = format!("{int}{frac}");
+        let all = all.trim_start_matches('0');
+        let mut n: i128 = if all.is_empty() {
+            0
+        } else {
+            all.parse().map_err(|_| too_large())?
+        };
+        let scale = exp - frac.len() as i32 + 9;
+        if n != 0 {
+            if scale >= 0 {
+                for _ in 0..scale {
+                    n = n.checked_mul(10).ok_or_else(too_large)?;
+                }
+            } else {
+                for _ in 0..(-scale) {
+                    if n % 10 != 0 {
+                        return Err(too_precise());
+                    }
+                    n /= 10;
+                }
+            }
+        }
+        n
+    };
+    let nanos = if neg { -nanos } else { nanos };
+    i64::try_from(nanos).map_err(|_| too_large())
+}
+
+/// docker's `opts.ConvertKVStringsToMap` (`--log-opt`, `--label`, `-o`): `k=v`, or `k` alone
+/// for an empty value.
+pub fn kv_map(list: &[String]) -> BTreeMap<String, String> {
+    list.iter()
+        .map(|s| {
+            let (k, v) = s.split_once('=').unwrap_or((s.as_str(), ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// docker's `parseLoggingOpts`: the `HostConfig.LogConfig` of `--log-driver` and `--log-opt`.
+pub fn parse_log_config(driver: Option<&str>, opts: &[String]) -> Result<LogConfig> {
+    let driver = driver.unwrap_or("");
+    if driver == "none" && !opts.is_empty() {
+        bail!("invalid logging opts for driver {driver}");
+    }
+    Ok(LogConfig {
+        kind: Some(driver.to_string()),
+        config: Some(kv_map(opts)),
+    })
+}
+
+/// docker's `--expose` handling: `PORT[/PROTO]` or `START-END[/PROTO]`, each port becoming an
+/// `ExposedPorts` key `port/proto`.
+pub fn parse_expose(spec: &str) -> Result<Vec<String>> {
+    if spec.contains(':') {
+        bail!("invalid port format for --expose: {spec}");
+    }
+    let parts: Vec<&str> = spec.split('/').collect();
+    let (proto, port) = if spec.is_empty() || parts[0].is_empty() {
+        ("", "")
+    } else if parts.len() == 1 || parts[1].is_empty() {
+        ("tcp", parts[0])
+    } else {
+        (parts[1], parts[0])
+    };
+    let range_err =
+        |why: String| anyhow::anyhow!("invalid range format for --expose: {spec}, error: {why}");
+    let parse_u16 = |s: &str| {
+        s.parse::<u16>().map_err(|_| {
+            range_err(format!(
+                "strconv.ParseUint: parsing {}: invalid syntax",
+                go_quote_simple(s)
+            ))
+        })
+    };
+    if port.is_empty() {
+        return Err(range_err("empty string specified for ports".into()));
+    }
+    let (start, end) = match port.split_once('-') {
+        None => {
+            let p = parse_u16(port)?;
+            (p, p)
+        }
+        Some((a, b)) => {
+            let b = b.split('-').next().unwrap_or(b);
+            let (a, b) = (parse_u16(a)?, parse_u16(b)?);
+            if b < a {
+                return Err(range_err(format!(
+                    "invalid range specified for port: {port}"
+                )));
+            }
+            (a, b)
+        }
+    };
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
+fn go_quote_simple(s: &str) -> String {
+    crate::format::go_quote(s)
+}
+
+/// `--allow-outbound` values are passed to the daemon as they are (it parses
+/// `HOST[:PORT]`/`CIDR[:PORT]`); only empty values are refused here.
+pub fn parse_allow_outbound(list: &[String]) -> Result<Option<Vec<String>>> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    for v in list {
+        if v.trim().is_empty() {
+            bail!("invalid argument \"{v}\" for \"--allow-outbound\" flag: empty destination");
+        }
+    }
+    Ok(Some(list.to_vec()))
+}
+
+/// docker's `-v` handling on the client side: a `.`/`./...` host part is made absolute.
+pub fn normalize_bind(spec: &str) -> String {
+    match spec.split_once(':') {
+        Some((host, rest)) if host == "." || host.starts_with("./") => {
+            format!("{}:{rest}", absolutize(host))
+        }
+        _ => spec.to_string(),
+    }
+}
+
+/// Network modes that are not user-defined networks (no endpoint config is sent for them).
+fn is_builtin_network(mode: &str) -> bool {
+    matches!(mode, "default" | "bridge" | "host" | "none") || mode.starts_with("container:")
+}
+
 /// The create body and the name to pass in the query.
 pub struct CreateSpec {
-    /// The body: the typed [`ContainerCreateRequest`] plus fields it does not model
-    /// (`HostConfig.PortBindings`).
+    /// The body: the typed [`ContainerCreateRequest`] plus what it does not model
+    /// (`NetworkingConfig`).
     pub body: Value,
     pub name: Option<String>,
     pub image: String,
@@ -368,13 +816,28 @@ impl ContainerOpts {
         }
         let labels = parse_labels(&self.label)?;
         let mut exposed: BTreeMap<String, Value> = BTreeMap::new();
-        let mut bindings: BTreeMap<String, Vec<Binding>> = BTreeMap::new();
+        let mut bindings: BTreeMap<String, Option<Vec<PortBinding>>> = BTreeMap::new();
         for p in &self.publish {
             for (key, b) in parse_publish(p)? {
                 exposed.insert(key.clone(), json!({}));
-                bindings.entry(key).or_default().push(b);
+                bindings
+                    .entry(key)
+                    .or_default()
+                    .get_or_insert_with(Vec::new)
+                    .push(PortBinding {
+                        host_ip: b.host_ip,
+                        host_port: b.host_port,
+                    });
             }
         }
+        for e in &self.expose {
+            for key in parse_expose(e)? {
+                exposed.entry(key).or_insert_with(|| json!({}));
+            }
+        }
+        let log_config = parse_log_config(self.log_driver.as_deref(), &self.log_opt)?;
+        let tmpfs = parse_tmpfs(&self.tmpfs);
+        let allow_outbound = parse_allow_outbound(&self.allow_outbound)?;
         let entrypoint = self.entrypoint.as_ref().map(|e| vec![e.clone()]);
         let attach = !detach;
         let config = ContainerConfig {
@@ -404,18 +867,33 @@ impl ContainerOpts {
             labels: Some(labels),
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
+            volumes: None,
         };
+        let network_mode = self.network.clone().unwrap_or_else(|| "default".into());
+        // `..default()` keeps this compiling when HostConfig gains fields
+        #[allow(clippy::needless_update)]
         let host_config = HostConfig {
             auto_remove: Some(self.rm),
-            network_mode: Some(self.network.clone().unwrap_or_else(|| "default".into())),
+            network_mode: Some(network_mode.clone()),
             restart_policy: Some(restart),
             binds: if self.volume.is_empty() {
                 None
             } else {
-                Some(self.volume.clone())
+                Some(self.volume.iter().map(|v| normalize_bind(v)).collect())
             },
             readonly_rootfs: Some(self.read_only),
             memory: Some(self.memory.unwrap_or(0)),
+            port_bindings: Some(bindings),
+            publish_all_ports: Some(self.publish_all),
+            mounts: if self.mount.is_empty() {
+                None
+            } else {
+                Some(self.mount.clone())
+            },
+            tmpfs: if tmpfs.is_empty() { None } else { Some(tmpfs) },
+            nano_cpus: Some(self.cpus.unwrap_or(0)),
+            log_config: Some(log_config),
+            allow_outbound,
             ..HostConfig::default()
         };
         let req = ContainerCreateRequest {
@@ -423,18 +901,25 @@ impl ContainerOpts {
             host_config: Some(host_config),
         };
         let mut body = serde_json::to_value(&req)?;
-        let port_bindings: Map<String, Value> = bindings
-            .into_iter()
-            .map(|(k, bs)| {
-                let list: Vec<Value> = bs
-                    .into_iter()
-                    .map(|b| json!({"HostIp": b.host_ip, "HostPort": b.host_port}))
-                    .collect();
-                (k, Value::Array(list))
-            })
-            .collect();
-        if let Some(hc) = body.get_mut("HostConfig").and_then(Value::as_object_mut) {
-            hc.insert("PortBindings".into(), Value::Object(port_bindings));
+        // docker sends the endpoints of the networks named with --network
+        let mut endpoints = serde_json::Map::new();
+        if self.network.is_some() && !is_builtin_network(&network_mode) {
+            endpoints.insert(network_mode, json!({}));
+        }
+        // docker omits the empty members of a mount (`omitempty`)
+        if let Some(mounts) = body
+            .pointer_mut("/HostConfig/Mounts")
+            .and_then(Value::as_array_mut)
+        {
+            for m in mounts.iter_mut().filter_map(Value::as_object_mut) {
+                m.retain(|_, v| !v.is_null());
+            }
+        }
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert(
+                "NetworkingConfig".into(),
+                json!({ "EndpointsConfig": endpoints }),
+            );
         }
         Ok(CreateSpec {
             body,
@@ -648,5 +1133,310 @@ mod tests {
         );
         o.restart = Some("no".into());
         assert!(o.to_spec(false, &env_of(&[])).is_ok());
+    }
+
+    #[test]
+    fn mount_specs() {
+        let m =
+            parse_mount("type=volume,source=data,target=/data,readonly,volume-opt=a=b").unwrap();
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            json!({"Type": "volume", "Source": "data", "Target": "/data", "ReadOnly": true,
+                   "VolumeOptions": {"DriverConfig": {"Options": {"a": "b"}}}})
+        );
+        let m = parse_mount("type=bind,src=/h,dst=/b").unwrap();
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            json!({"Type": "bind", "Source": "/h", "Target": "/b", "ReadOnly": null})
+        );
+        let m = parse_mount("type=tmpfs,destination=/t,tmpfs-size=1m,tmpfs-mode=1777").unwrap();
+        assert_eq!(m.kind.as_deref(), Some("tmpfs"));
+        assert_eq!(m.source, None);
+        assert_eq!(
+            m.tmpfs_options,
+            Some(json!({"SizeBytes": 1048576, "Mode": 1023}))
+        );
+        // type defaults to volume; ro=false, keys are case-insensitive; quoted CSV fields
+        let m = parse_mount("target=/x,RO=false,\"source=a,b\"").unwrap();
+        assert_eq!(m.kind.as_deref(), Some("volume"));
+        assert_eq!(m.read_only, None);
+        assert_eq!(m.source.as_deref(), Some("a,b"));
+        assert_eq!(parse_mount("target=/x,ro=1").unwrap().read_only, Some(true));
+        // anonymous volume
+        assert_eq!(parse_mount("type=volume,dst=/v").unwrap().source, None);
+        let m =
+            parse_mount("type=volume,target=/v,volume-nocopy,volume-label=k=v,volume-driver=local")
+                .unwrap();
+        assert_eq!(
+            m.volume_options,
+            Some(json!({"NoCopy": true, "Labels": {"k": "v"}, "DriverConfig": {"Name": "local"}}))
+        );
+        // relative bind sources become absolute
+        let m = parse_mount("type=bind,source=./sub,target=/s").unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(m.source.unwrap(), cwd.join("sub").to_string_lossy());
+
+        let err = |s: &str| parse_mount(s).unwrap_err();
+        assert_eq!(err("type=bind,source=/x"), "target is required");
+        assert_eq!(err("type=volume,target="), "target is required");
+        assert_eq!(err(""), "value is empty");
+        assert_eq!(err("type=,target=/x"), "type is required");
+        assert_eq!(
+            err("type=bind,target=/x"),
+            "invalid mount config for type \"bind\": field Source must not be empty"
+        );
+        assert_eq!(
+            err("type=tmpfs,source=x,target=/x"),
+            "invalid mount config for type \"tmpfs\": field Source must not be specified"
+        );
+        assert_eq!(
+            err("target=/x,foo"),
+            "invalid field 'foo' must be a key=value pair"
+        );
+        assert_eq!(err("target=/x,foo=1"), "unexpected key 'foo' in 'foo=1'");
+        assert_eq!(
+            err("type=tmpfs,target=/x,volume-opt=a=b"),
+            "cannot mix 'volume-*' options with mount type 'tmpfs'"
+        );
+        assert_eq!(
+            err("type=volume,target=/x,tmpfs-size=1m"),
+            "cannot mix 'tmpfs-*' options with mount type 'volume'"
+        );
+        assert_eq!(
+            err("type=volume,target=/x,bind-propagation=rshared"),
+            "cannot mix 'bind-*' options with mount type 'volume'"
+        );
+        assert_eq!(err("target=/x,ro=maybe"), "invalid value for ro: maybe");
+        assert_eq!(
+            err("type=tmpfs,target=/x,tmpfs-size=zz"),
+            "invalid value for tmpfs-size: zz"
+        );
+        assert_eq!(
+            err("type=tmpfs,target=/x,tmpfs-mode=99"),
+            "invalid value for tmpfs-mode: 99"
+        );
+        assert!(err("type=npipe,target=/x").starts_with("mount type unknown"));
+        assert!(err("target=/x,\"src=a").contains("quoted-field"));
+    }
+
+    #[test]
+    fn csv_fields() {
+        assert_eq!(split_csv("a,b,,c").unwrap(), vec!["a", "b", "", "c"]);
+        assert_eq!(
+            split_csv("\"x,\"\"y\"\"\",z").unwrap(),
+            vec!["x,\"y\"", "z"]
+        );
+        assert!(split_csv("a\"b").is_err());
+        assert!(split_csv("\"ab\"c").is_err());
+    }
+
+    #[test]
+    fn tmpfs_specs() {
+        let t = parse_tmpfs(&["/run".into(), "/tmp:rw,size=64m".into(), "/a:b:c".into()]);
+        assert_eq!(
+            serde_json::to_value(&t).unwrap(),
+            json!({"/run": "", "/tmp": "rw,size=64m", "/a": "b:c"})
+        );
+        assert!(parse_tmpfs(&[]).is_empty());
+    }
+
+    #[test]
+    fn cpus() {
+        assert_eq!(parse_cpus("1.5"), Ok(1_500_000_000));
+        assert_eq!(parse_cpus("2"), Ok(2_000_000_000));
+        assert_eq!(parse_cpus("0.5"), Ok(500_000_000));
+        assert_eq!(parse_cpus(".5"), Ok(500_000_000));
+        assert_eq!(parse_cpus("3/2"), Ok(1_500_000_000));
+        assert_eq!(parse_cpus("1e3"), Ok(1_000_000_000_000));
+        assert_eq!(parse_cpus("25e-2"), Ok(250_000_000));
+        assert_eq!(parse_cpus("0.000000001"), Ok(1));
+        assert_eq!(parse_cpus("-1"), Ok(-1_000_000_000));
+        assert_eq!(parse_cpus("0"), Ok(0));
+        assert_eq!(
+            parse_cpus("abc"),
+            Err("failed to parse abc as a rational number".into())
+        );
+        assert_eq!(
+            parse_cpus("0.0000000001"),
+            Err("value is too precise".into())
+        );
+        assert_eq!(parse_cpus("1/3"), Err("value is too precise".into()));
+        assert!(parse_cpus("").is_err());
+        assert!(parse_cpus(".").is_err());
+        assert!(parse_cpus("1/0").is_err());
+        assert!(parse_cpus("1.5x").is_err());
+        assert!(parse_cpus("1e").is_err());
+        assert!(parse_cpus("1e30").is_err());
+    }
+
+    #[test]
+    fn log_opts() {
+        let lc = parse_log_config(
+            Some("json-file"),
+            &["max-size=1m".into(), "max-file=3".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&lc).unwrap(),
+            json!({"Type": "json-file", "Config": {"max-size": "1m", "max-file": "3"}})
+        );
+        // as docker: no driver is an empty type, `k` alone an empty value
+        let lc = parse_log_config(None, &["maxsize".into(), "a=b=c".into()]).unwrap();
+        assert_eq!(
+            serde_json::to_value(&lc).unwrap(),
+            json!({"Type": "", "Config": {"maxsize": "", "a": "b=c"}})
+        );
+        assert_eq!(
+            parse_log_config(Some("none"), &["a=b".into()])
+                .unwrap_err()
+                .to_string(),
+            "invalid logging opts for driver none"
+        );
+        assert!(parse_log_config(Some("none"), &[]).is_ok());
+    }
+
+    #[test]
+    fn expose_specs() {
+        assert_eq!(parse_expose("80").unwrap(), vec!["80/tcp"]);
+        assert_eq!(parse_expose("53/udp").unwrap(), vec!["53/udp"]);
+        assert_eq!(parse_expose("80/").unwrap(), vec!["80/tcp"]);
+        assert_eq!(
+            parse_expose("91-93/udp").unwrap(),
+            vec!["91/udp", "92/udp", "93/udp"]
+        );
+        assert_eq!(
+            parse_expose("abc").unwrap_err().to_string(),
+            "invalid range format for --expose: abc, error: strconv.ParseUint: parsing \"abc\": invalid syntax"
+        );
+        assert_eq!(
+            parse_expose("80-70").unwrap_err().to_string(),
+            "invalid range format for --expose: 80-70, error: invalid range specified for port: 80-70"
+        );
+        assert_eq!(
+            parse_expose("8080:80").unwrap_err().to_string(),
+            "invalid port format for --expose: 8080:80"
+        );
+        assert!(parse_expose("").is_err());
+        assert!(parse_expose("70000").is_err());
+    }
+
+    #[test]
+    fn allow_outbound_passes_through() {
+        assert_eq!(parse_allow_outbound(&[]).unwrap(), None);
+        let list = vec![
+            "api.example.com:443".to_string(),
+            "10.0.0.0/8".into(),
+            "10.1.2.3:5432".into(),
+            "[::1]:80".into(),
+        ];
+        assert_eq!(parse_allow_outbound(&list).unwrap(), Some(list.clone()));
+        assert!(parse_allow_outbound(&["".into()]).is_err());
+    }
+
+    #[test]
+    fn bind_sources() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(normalize_bind("/a:/b:ro"), "/a:/b:ro");
+        assert_eq!(normalize_bind("/data"), "/data");
+        assert_eq!(normalize_bind("vol:/data"), "vol:/data");
+        assert_eq!(
+            normalize_bind("./x:/y"),
+            format!("{}:/y", cwd.join("x").display())
+        );
+        assert_eq!(normalize_bind(".:/y"), format!("{}:/y", cwd.display()));
+    }
+
+    #[test]
+    fn create_body_with_new_flags() {
+        let mut o = opts("img");
+        o.tmpfs = vec!["/run".into(), "/tmp:size=64m".into()];
+        o.mount = vec![parse_mount("type=volume,src=data,dst=/data").unwrap()];
+        o.publish_all = true;
+        o.expose = vec!["90".into(), "91-92/udp".into()];
+        o.publish = vec![
+            "8080:80".into(),
+            "127.0.0.1::81".into(),
+            "9000-9001:9000-9001/udp".into(),
+            "[::1]:8443:443".into(),
+            "8444:443".into(),
+        ];
+        o.cpus = Some(parse_cpus("1.5").unwrap());
+        o.log_driver = Some("json-file".into());
+        o.log_opt = vec!["max-size=1m".into()];
+        o.allow_outbound = vec!["example.com:443".into(), "10.0.0.0/8".into()];
+        o.network = Some("mynet".into());
+        let b = o.to_spec(true, &env_of(&[])).unwrap().body;
+        let hc = &b["HostConfig"];
+        assert_eq!(hc["Tmpfs"], json!({"/run": "", "/tmp": "size=64m"}));
+        assert_eq!(
+            hc["Mounts"],
+            json!([{"Type": "volume", "Source": "data", "Target": "/data"}])
+        );
+        assert_eq!(hc["PublishAllPorts"], true);
+        assert_eq!(hc["NanoCpus"], 1_500_000_000i64);
+        assert_eq!(
+            hc["LogConfig"],
+            json!({"Type": "json-file", "Config": {"max-size": "1m"}})
+        );
+        assert_eq!(
+            hc["AllowOutbound"],
+            json!(["example.com:443", "10.0.0.0/8"])
+        );
+        assert_eq!(hc["NetworkMode"], "mynet");
+        assert_eq!(
+            b["NetworkingConfig"],
+            json!({"EndpointsConfig": {"mynet": {}}})
+        );
+        assert_eq!(
+            hc["PortBindings"],
+            json!({
+                "80/tcp": [{"HostIp": "", "HostPort": "8080"}],
+                "81/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}],
+                "443/tcp": [{"HostIp": "::1", "HostPort": "8443"}, {"HostIp": "", "HostPort": "8444"}],
+                "9000/udp": [{"HostIp": "", "HostPort": "9000"}],
+                "9001/udp": [{"HostIp": "", "HostPort": "9001"}],
+            })
+        );
+        assert_eq!(
+            b["ExposedPorts"],
+            json!({"80/tcp": {}, "81/tcp": {}, "443/tcp": {}, "90/tcp": {}, "91/udp": {},
+                   "92/udp": {}, "9000/udp": {}, "9001/udp": {}})
+        );
+        // the typed request reads it back
+        let typed: ContainerCreateRequest = serde_json::from_value(b.clone()).unwrap();
+        let thc = typed.host_config.unwrap();
+        assert_eq!(thc.nano_cpus, Some(1_500_000_000));
+        assert_eq!(thc.mounts.unwrap()[0].target.as_deref(), Some("/data"));
+        assert_eq!(
+            thc.port_bindings.unwrap()["81/tcp"],
+            Some(vec![PortBinding {
+                host_ip: "127.0.0.1".into(),
+                host_port: String::new()
+            }])
+        );
+
+        // defaults: what docker sends without these flags
+        let b = opts("img").to_spec(true, &env_of(&[])).unwrap().body;
+        let hc = &b["HostConfig"];
+        assert_eq!(hc["PortBindings"], json!({}));
+        assert_eq!(hc["PublishAllPorts"], false);
+        assert_eq!(hc["NanoCpus"], 0);
+        assert_eq!(hc["LogConfig"], json!({"Type": "", "Config": {}}));
+        assert!(hc.get("Tmpfs").is_none() && hc.get("Mounts").is_none());
+        assert!(hc.get("AllowOutbound").is_none());
+        assert_eq!(b["NetworkingConfig"], json!({"EndpointsConfig": {}}));
+        let mut o = opts("img");
+        o.network = Some("none".into());
+        let b = o.to_spec(true, &env_of(&[])).unwrap().body;
+        assert_eq!(b["HostConfig"]["NetworkMode"], "none");
+        assert_eq!(b["NetworkingConfig"], json!({"EndpointsConfig": {}}));
+
+        let mut o = opts("img");
+        o.expose = vec!["x".into()];
+        assert!(o.to_spec(true, &env_of(&[])).is_err());
+        let mut o = opts("img");
+        o.log_driver = Some("none".into());
+        o.log_opt = vec!["a=b".into()];
+        assert!(o.to_spec(true, &env_of(&[])).is_err());
     }
 }

@@ -15,6 +15,8 @@ pub mod load;
 pub mod login;
 pub mod logout;
 pub mod logs;
+pub mod network;
+pub mod port;
 pub mod ps;
 pub mod pull;
 pub mod push;
@@ -26,6 +28,7 @@ pub mod start;
 pub mod stop;
 pub mod tag;
 pub mod version;
+pub mod volume;
 pub mod wait;
 
 #[derive(Subcommand, Debug)]
@@ -52,6 +55,12 @@ pub enum Command {
     Wait(wait::WaitArgs),
     /// Return low-level information on Berth objects
     Inspect(inspect::InspectArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(port::PortArgs),
+    /// Manage volumes
+    Volume(volume::VolumeArgs),
+    /// Manage networks
+    Network(network::NetworkArgs),
     /// List images
     Images(images::ImagesArgs),
     /// Remove one or more images
@@ -99,6 +108,9 @@ pub async fn dispatch(host: &str, command: Command) -> Result<i32> {
         Command::Rm(a) => rm::run(&client, a).await,
         Command::Wait(a) => wait::run(&client, a).await,
         Command::Inspect(a) => inspect::run(&client, a).await,
+        Command::Port(a) => port::run(&client, a).await,
+        Command::Volume(a) => volume::run(&client, a).await,
+        Command::Network(a) => network::run(&client, a).await,
         Command::Images(a) => images::run(&client, a).await,
         Command::Rmi(a) => rmi::run(&client, a).await,
         Command::Tag(a) => tag::run(&client, a).await,
@@ -154,4 +166,64 @@ pub fn out(text: &str) {
     let mut o = std::io::stdout().lock();
     let _ = o.write_all(text.as_bytes());
     let _ = o.flush();
+}
+
+/// docker's `prompt.Confirm`: print `message [y/N] ` and read one line; only `y`/`Y` (after
+/// trimming) confirms. End of input declines.
+pub fn confirm<R: std::io::BufRead, W: std::io::Write>(
+    input: &mut R,
+    out: &mut W,
+    message: &str,
+) -> bool {
+    let _ = write!(out, "{message} [y/N] ");
+    let _ = out.flush();
+    let mut line = String::new();
+    if input.read_line(&mut line).is_err() {
+        return false;
+    }
+    line.trim().eq_ignore_ascii_case("y")
+}
+
+/// [`confirm`] on the process's stdin and stdout.
+pub fn confirm_stdin(message: &str) -> bool {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut output = std::io::stdout();
+    confirm(&mut input, &mut output, message)
+}
+
+/// `--filter` flags as the `filters` query parameter (docker's JSON map form).
+pub fn filter_query(filters: &[String], extra: &[(&str, &str)]) -> Result<Option<String>> {
+    let mut all: Vec<String> = filters.to_vec();
+    for (k, v) in extra {
+        all.push(format!("{k}={v}"));
+    }
+    ps::filters_json(&all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirmation_prompt() {
+        let mut out = Vec::new();
+        assert!(confirm(&mut &b"y\n"[..], &mut out, "Sure?"));
+        assert_eq!(out, b"Sure? [y/N] ");
+        assert!(confirm(&mut &b"  Y \r\n"[..], &mut Vec::new(), "x"));
+        assert!(!confirm(&mut &b"yes\n"[..], &mut Vec::new(), "x"));
+        assert!(!confirm(&mut &b"n\n"[..], &mut Vec::new(), "x"));
+        assert!(!confirm(&mut &b""[..], &mut Vec::new(), "x"));
+    }
+
+    #[test]
+    fn filter_queries() {
+        assert_eq!(filter_query(&[], &[]).unwrap(), None);
+        assert_eq!(
+            filter_query(&["label=a".into()], &[("all", "true")])
+                .unwrap()
+                .unwrap(),
+            r#"{"all":{"true":true},"label":{"a":true}}"#
+        );
+    }
 }

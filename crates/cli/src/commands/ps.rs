@@ -217,25 +217,20 @@ pub fn row(c: &ContainerSummary, trunc: bool, now: i64) -> Value {
     let mounts: Vec<String> = c
         .mounts
         .iter()
-        .filter_map(|m| {
-            m.get("Name")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .or_else(|| m.get("Source").and_then(Value::as_str))
-                .map(|s| {
-                    if trunc {
-                        ellipsis(s, 15)
-                    } else {
-                        s.to_string()
-                    }
-                })
+        .map(|m| {
+            let name = if m.name.is_empty() {
+                m.source.as_str()
+            } else {
+                m.name.as_str()
+            };
+            if trunc {
+                ellipsis(name, 15)
+            } else {
+                name.to_string()
+            }
         })
         .collect();
-    let local_volumes = c
-        .mounts
-        .iter()
-        .filter(|m| m.get("Driver").and_then(Value::as_str) == Some("local"))
-        .count();
+    let local_volumes = c.mounts.iter().filter(|m| m.driver == "local").count();
     let mut m = Map::new();
     m.insert("ID".into(), id.into());
     m.insert("Image".into(), image_column(c, trunc).into());
@@ -414,5 +409,50 @@ mod tests {
             r#"{"name":{"web":true},"status":{"exited":true}}"#
         );
         assert!(filters_json(&["bad".into()]).is_err());
+    }
+
+    #[test]
+    fn published_and_exposed_ports() {
+        assert_eq!(
+            displayable_ports(&[
+                port(Some("0.0.0.0"), 80, Some(8080), "tcp"),
+                port(None, 90, None, "tcp"),
+                port(Some("127.0.0.1"), 53, Some(5353), "udp"),
+            ]),
+            "90/tcp, 127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp"
+        );
+        let mut c = summary();
+        c.ports = vec![port(Some("0.0.0.0"), 80, Some(8080), "tcp")];
+        assert_eq!(row(&c, true, 0)["Ports"], "0.0.0.0:8080->80/tcp");
+    }
+
+    #[test]
+    fn mounts_column() {
+        use berth_api::MountPoint;
+        let mut c = summary();
+        c.mounts = vec![
+            MountPoint {
+                kind: "volume".into(),
+                name: "data".into(),
+                source: "/var/lib/berth/volumes/data/_data".into(),
+                destination: "/data".into(),
+                driver: "local".into(),
+                mode: "z".into(),
+                rw: true,
+                propagation: String::new(),
+            },
+            MountPoint {
+                kind: "bind".into(),
+                source: "/home/someone/project".into(),
+                destination: "/src".into(),
+                rw: true,
+                ..MountPoint::default()
+            },
+        ];
+        let r = row(&c, true, 0);
+        assert_eq!(r["Mounts"], "data,/home/someone/…");
+        assert_eq!(r["LocalVolumes"], "1");
+        let r = row(&c, false, 0);
+        assert_eq!(r["Mounts"], "data,/home/someone/project");
     }
 }
