@@ -11,5 +11,6 @@ mod containers;
 mod docker_cli;
 mod errors;
 mod isolation;
+mod network;
 mod registry;
 mod sdk;

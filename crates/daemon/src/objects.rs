@@ -223,10 +223,11 @@ impl Daemon {
                 .volumes
                 .get(&m.source)
                 .is_ok_and(|v| v.labels.contains_key(volumes::ANONYMOUS_LABEL));
-            if anonymous && self.volume_users(&m.source).is_empty() {
-                if let Err(e) = self.volumes.remove(&m.source) {
-                    tracing::warn!(volume = %m.source, error = %e, "cannot remove anonymous volume");
-                }
+            if anonymous
+                && self.volume_users(&m.source).is_empty()
+                && let Err(e) = self.volumes.remove(&m.source)
+            {
+                tracing::warn!(volume = %m.source, error = %e, "cannot remove anonymous volume");
             }
         }
     }
@@ -450,7 +451,7 @@ impl Daemon {
             ));
         }
         let mut st = c.state.lock().unwrap_or_else(|e| e.into_inner());
-        let present = st.networks.iter().any(|x| *x == n.name);
+        let present = st.networks.contains(&n.name);
         match (connect, present) {
             (true, true) => {
                 return Err(DaemonError::Forbidden(format!(
