@@ -407,6 +407,129 @@ fn docker_volumes_and_networks_lifecycle() {
 }
 
 #[test]
+fn docker_run_with_volumes_published_ports_and_networks() {
+    let k = Docker::start();
+    k.d.build_test_guest("probe", "probe:1");
+    k.d.build_example("http-hello", "web:1").ok();
+    // -v: a named volume written by one container and read by the next, read-only.
+    let r = k.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        "probe:1",
+        "write",
+        "/data/x",
+        "kept",
+    ]);
+    assert_eq!(r.ok().stdout, "ok\n");
+    let r = k.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data:ro",
+        "probe:1",
+        "cat",
+        "/data/x",
+        "--",
+        "write",
+        "/data/y",
+        "no",
+    ]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert_eq!(r.stdout, "ok kept\nerr: PermissionDenied\n");
+    // A bind mount of a host directory.
+    let host = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/host", host.path().display());
+    k.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "probe:1",
+        "write",
+        "/host/f",
+        "from-guest",
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("f")).unwrap(),
+        "from-guest"
+    );
+    // -p: a wasi:http service published on an ephemeral port, shown as Docker shows it.
+    k.docker(&["run", "-d", "--name", "web", "-p", "127.0.0.1::80", "web:1"])
+        .ok();
+    let r = k.docker(&["port", "web", "80"]);
+    let addr = r.ok().stdout.trim().to_string();
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let r = k.docker(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
+    assert_eq!(
+        r.ok().stdout.trim(),
+        format!("web 127.0.0.1:{port}->80/tcp")
+    );
+    let mut body = String::new();
+    for _ in 0..100 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            s.read_to_string(&mut body).unwrap();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(body.ends_with("hello from berth\n"), "{body}");
+    let r = k.docker(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", "web"]);
+    assert_eq!(
+        r.ok().stdout.trim(),
+        format!("{{\"80/tcp\":[{{\"HostIp\":\"127.0.0.1\",\"HostPort\":\"{port}\"}}]}}")
+    );
+    k.docker(&["rm", "-f", "web"]).ok();
+    // --network: reach a container by name on a user network.
+    k.docker(&["network", "create", "apps"]).ok();
+    k.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "apps",
+        "-e",
+        "HOSTNAME=srv",
+        "probe:1",
+        "listen",
+        "80",
+    ])
+    .ok();
+    let mut last = None;
+    for _ in 0..100 {
+        let r = k.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "apps",
+            "probe:1",
+            "connect",
+            "srv:80",
+        ]);
+        if r.code == 0 {
+            last = Some(r);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let r = last.expect("srv:80 never answered");
+    assert!(r.stdout.contains("hello from srv"), "{r:#?}");
+    let r = k.docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.NetworkMode}} {{.Config.Env}}",
+        "srv",
+    ]);
+    assert!(r.ok().stdout.starts_with("apps ["), "{r:#?}");
+    assert!(r.stdout.contains("HOSTNAME=srv"), "{r:#?}");
+}
+
+#[test]
 fn docker_legacy_build_then_run() {
     let k = Docker::start();
     let ctx = example("hello");
@@ -458,6 +581,31 @@ fn docker_push_pull_through_a_registry() {
     // A missing tag is an in-band pull error: exit 1 with the registry's reason.
     let r = k.docker(&["pull", &format!("{}/cli/nosuch:1", reg.addr)]);
     assert_stderr(&r, 1, "not found");
+}
+
+#[test]
+fn docker_pull_of_a_linux_image_says_it_is_not_wasm() {
+    let reg = Registry::start(None);
+    let k = Docker::start();
+    let cfg = serde_json::to_vec(&serde_json::json!({"architecture":"amd64","os":"linux",
+        "rootfs":{"type":"layers","diff_ids":[]}}))
+    .unwrap();
+    let cfg_digest = reg.put_blob("linux/app", &cfg);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType":"application/vnd.oci.image.config.v1+json","digest":cfg_digest,"size":cfg.len()},
+        "layers": []}))
+    .unwrap();
+    reg.put_manifest(
+        "linux/app",
+        "1",
+        "application/vnd.oci.image.manifest.v1+json",
+        &manifest,
+    );
+    let r = k.docker(&["pull", &format!("{}/linux/app:1", reg.addr)]);
+    assert_stderr(&r, 1, "not a Wasm image");
+    assert!(r.stderr.contains("linux/amd64"), "{r:#?}");
+    assert_eq!(k.docker(&["images", "-q"]).ok().stdout, "");
 }
 
 #[test]

@@ -641,6 +641,45 @@ fn a_read_only_root_refuses_every_write() {
 }
 
 #[test]
+fn open_handles_are_bounded_per_container() {
+    let d = start();
+    // wasmtime-wasi ends the guest when its handle table is full (a trap, not EMFILE).
+    let r = berth_within(
+        &d,
+        &[
+            "run",
+            "--name",
+            "hoarder",
+            PROBE,
+            "open-many",
+            "/etc/motd",
+            "100000",
+        ],
+        120,
+    );
+    assert_eq!(r.code, 134, "the guest must hit the handle limit: {r:#?}");
+    let r = d.berth(&[
+        "inspect",
+        "-f",
+        "{{.State.ExitCode}} {{.State.Error}}",
+        "hoarder",
+    ]);
+    assert_eq!(
+        r.ok().stdout.trim(),
+        "134 too many open handles: the limit is 4096 per container"
+    );
+    // Another container starts with a fresh budget.
+    let r = berth_within(
+        &d,
+        &["run", "--rm", PROBE, "open-many", "/etc/motd", "1000"],
+        120,
+    );
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert!(r.stdout.contains("opened 1000"), "{r:#?}");
+    assert_alive(&d);
+}
+
+#[test]
 fn a_memory_limit_stops_a_memory_bomb() {
     let d = start();
     let bomb = format!("run --name bomb -m 64m {PROBE} alloc 256");

@@ -414,6 +414,14 @@ async fn handle(
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n");
         }
     };
+    // HTTP/1.0 clients may send no Host; wasi:http needs an authority, so give it one.
+    let mut req = req;
+    if req.uri().authority().is_none() && !req.headers().contains_key(hyper::header::HOST) {
+        req.headers_mut().insert(
+            hyper::header::HOST,
+            hyper::header::HeaderValue::from_static("localhost"),
+        );
+    }
     let (response_tx, response_rx) = oneshot::channel();
     let resources = (|| -> wasmtime::Result<_> {
         let mut http = store.data_mut().http();

@@ -48,6 +48,10 @@ pub const MAX_WASM_SIZE: usize = 256 * 1024 * 1024;
 /// How often the epoch advances; a spinning guest yields to other tasks this often.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Most resources (open files, directories, sockets, streams, pollables) one guest instance
+/// may hold at once; past it, opening another fails inside the guest.
+pub const MAX_HANDLES: usize = 4096;
+
 /// Exit code reported when a guest traps, as the `wasmtime` CLI does (128 + SIGABRT).
 pub const TRAP_EXIT_CODE: i32 = 134;
 
@@ -250,9 +254,11 @@ fn p2_host(
     wasi: WasiCtx,
     limits: Limits,
 ) -> P2Host {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_HANDLES);
     P2Host {
         wasi,
-        table: ResourceTable::new(),
+        table,
         limits,
         http: wasmtime_wasi_http::WasiHttpCtx::new(),
         http_hooks: http::HttpHooks::new(registry.clone(), network.cloned()),
@@ -518,10 +524,9 @@ impl Runtime {
         }
         match prepared {
             Prepared::Module(pre) => {
-                let host = P1Host {
-                    wasi: builder.build_p1(),
-                    limits,
-                };
+                let mut wasi = builder.build_p1();
+                wasi.ctx().table.set_max_capacity(MAX_HANDLES);
+                let host = P1Host { wasi, limits };
                 let mut store = Store::new(&self.engine, host);
                 store.limiter(|h| &mut h.limits);
                 arm_epochs(&mut store, cpus);
@@ -619,6 +624,16 @@ fn classify(result: wasmtime::Result<()>, growth_denied: bool) -> Outcome {
     };
     if let Some(exit) = err.downcast_ref::<I32Exit>() {
         return Outcome::Exited(exit.0);
+    }
+    if matches!(
+        err.downcast_ref::<wasmtime::component::ResourceTableError>(),
+        Some(wasmtime::component::ResourceTableError::Full)
+    ) {
+        // wasmtime-wasi turns a full table into a trap, not an error the guest could handle.
+        return Outcome::Trapped {
+            message: format!("too many open handles: the limit is {MAX_HANDLES} per container"),
+            oom: false,
+        };
     }
     let message = format!("{err:#}");
     if err.downcast_ref::<wasmtime::Trap>().is_some() {

@@ -121,6 +121,27 @@ fn run(cmd: &[String]) -> Option<io::Result<String>> {
                 .collect();
             Ok(vars.join("\n"))
         }
+        // Opens `path` up to `n` times, keeping every handle: prints how many opened, then
+        // fails with the error that stopped it, if any.
+        ["open-many", path, n] => {
+            let n: usize = n.parse().ok()?;
+            let mut files = Vec::new();
+            let mut stopped = None;
+            while files.len() < n {
+                match fs::File::open(path) {
+                    Ok(f) => files.push(f),
+                    Err(e) => {
+                        stopped = Some(e);
+                        break;
+                    }
+                }
+            }
+            println!("opened {}", files.len());
+            match stopped {
+                Some(e) => Err(e),
+                None => Ok(ok(String::new())),
+            }
+        }
         ["alloc", mib] => {
             let mib: usize = mib.parse().ok()?;
             Ok(ok(format!("{}", alloc(mib))))
