@@ -24,27 +24,14 @@ fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let manifest = root.join("tests/guests/probe/Cargo.toml");
-        let out = std::process::Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-            ])
-            .arg(&manifest)
-            .output()
-            .expect("run cargo to build the probe guest");
-        assert!(
-            out.status.success(),
-            "building the probe guest failed (is the wasm32-wasip2 target installed? \
-             `rustup target add wasm32-wasip2`):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let wasm_path = root.join("tests/guests/probe/target/wasm32-wasip2/release/probe.wasm");
-        let wasm = std::fs::read(&wasm_path)
-            .unwrap_or_else(|e| panic!("read {}: {e}", wasm_path.display()));
+        // Built by scripts/build-examples.sh, which scripts/test.sh runs before the tests.
+        let wasm_path = root.join("tests/guests/probe/probe.wasm");
+        let wasm = std::fs::read(&wasm_path).unwrap_or_else(|e| {
+            panic!(
+                "read {}: {e}; build the test guests with scripts/build-examples.sh",
+                wasm_path.display()
+            )
+        });
         let digest = {
             use sha2::Digest as _;
             hex::encode(sha2::Sha256::digest(&wasm))
