@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use berth_server::listen::{self, Host};
+use berth_server::tls::TlsFiles;
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -13,10 +14,23 @@ struct Args {
     /// Root of persistent state [default: /var/lib/berth as root, else $XDG_DATA_HOME/berth]
     #[arg(long, env = "BERTH_ROOT")]
     data_root: Option<PathBuf>,
-    /// Address to listen on, unix:///path (repeatable) [default: /run/berth/berth.sock as root,
-    /// else $XDG_RUNTIME_DIR/berth.sock]
+    /// Address to listen on, unix:///path or tcp://HOST:PORT (needs --tlsverify) (repeatable)
+    /// [default: /run/berth/berth.sock as root, else $XDG_RUNTIME_DIR/berth.sock]
     #[arg(short = 'H', long = "host")]
     hosts: Vec<String>,
+    /// Serve TCP listeners with mutual TLS: clients must present a certificate signed by
+    /// --tlscacert
+    #[arg(long)]
+    tlsverify: bool,
+    /// CA certificate (PEM) that client certificates must be signed by
+    #[arg(long, value_name = "PATH")]
+    tlscacert: Option<PathBuf>,
+    /// The daemon's TLS certificate (PEM)
+    #[arg(long, value_name = "PATH")]
+    tlscert: Option<PathBuf>,
+    /// The daemon's TLS private key (PEM)
+    #[arg(long, value_name = "PATH")]
+    tlskey: Option<PathBuf>,
     /// Group allowed to use the socket (mode 0660 instead of 0600)
     #[arg(long)]
     group: Option<String>,
@@ -42,6 +56,27 @@ fn default_data_root() -> PathBuf {
     }
 }
 
+/// The TLS files of `--tlsverify`, all three required; without `--tlsverify` none may be given
+/// (dockerd's `--tls` without client verification is not offered).
+fn tls_files(args: &Args) -> anyhow::Result<Option<TlsFiles>> {
+    if !args.tlsverify {
+        if args.tlscacert.is_some() || args.tlscert.is_some() || args.tlskey.is_some() {
+            anyhow::bail!(
+                "--tlscacert, --tlscert and --tlskey need --tlsverify (TLS without client certificates is not supported)"
+            );
+        }
+        return Ok(None);
+    }
+    match (&args.tlscacert, &args.tlscert, &args.tlskey) {
+        (Some(ca), Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        })),
+        _ => anyhow::bail!("--tlsverify needs --tlscacert, --tlscert and --tlskey"),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -61,6 +96,17 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|h| Host::parse(h).map_err(anyhow::Error::msg))
         .collect::<Result<_, _>>()?;
+    let tls_files = tls_files(&args)?;
+    listen::require_tls(&hosts, tls_files.as_ref()).map_err(anyhow::Error::msg)?;
+    let tls = if hosts.iter().any(|h| matches!(h, Host::Tcp(_))) {
+        tls_files
+            .as_ref()
+            .map(berth_server::tls::server_config)
+            .transpose()
+            .map_err(anyhow::Error::msg)?
+    } else {
+        None
+    };
     let group = args
         .group
         .as_deref()
@@ -71,7 +117,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .thread_name("berthd")
         .build()?;
-    runtime.block_on(run(args, data_root, hosts, group))
+    runtime.block_on(run(args, data_root, hosts, group, tls))
 }
 
 async fn run(
@@ -79,6 +125,7 @@ async fn run(
     data_root: PathBuf,
     hosts: Vec<Host>,
     group: Option<u32>,
+    tls: Option<std::sync::Arc<berth_server::tls::ServerConfig>>,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_root)
         .with_context(|| format!("creating data root {}", data_root.display()))?;
@@ -93,20 +140,43 @@ async fn run(
     let mut servers = Vec::new();
     let mut sockets = Vec::new();
     for host in hosts {
-        let Host::Unix(path) = host;
-        let listener = listen::bind_unix(&path, group)
-            .with_context(|| format!("listening on unix://{}", path.display()))?;
-        tracing::info!(socket = %path.display(), "API listening");
-        sockets.push(path);
         let mut rx = stop_rx.clone();
         let shutdown = async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        servers.push(tokio::spawn(listen::serve(
-            daemon.clone(),
-            listener,
-            shutdown,
-        )));
+        let opts = listen::ServeOptions::default();
+        match host {
+            Host::Unix(path) => {
+                let listener = listen::bind_unix(&path, group)
+                    .with_context(|| format!("listening on unix://{}", path.display()))?;
+                tracing::info!(socket = %path.display(), "API listening");
+                sockets.push(path);
+                servers.push(tokio::spawn(listen::serve_unix(
+                    daemon.clone(),
+                    listener,
+                    opts,
+                    shutdown,
+                )));
+            }
+            Host::Tcp(addr) => {
+                let Some(tls) = tls.clone() else {
+                    // require_tls ran before; never serve TCP without it.
+                    anyhow::bail!("tcp://{addr}: TCP listeners need mutual TLS");
+                };
+                let listener = tokio::net::TcpListener::bind(addr.as_str())
+                    .await
+                    .with_context(|| format!("listening on tcp://{addr}"))?;
+                let local = listener.local_addr()?;
+                tracing::info!(address = %local, "API listening (TLS, client certificates required)");
+                servers.push(tokio::spawn(listen::serve_tls(
+                    daemon.clone(),
+                    listener,
+                    tls,
+                    opts,
+                    shutdown,
+                )));
+            }
+        }
     }
     tracing::info!(root = %data_root.display(), version = env!("CARGO_PKG_VERSION"), "berthd started");
 

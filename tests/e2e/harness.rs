@@ -74,6 +74,8 @@ pub struct Daemon {
     child: Option<Child>,
     /// Extra environment for berthd.
     env: Vec<(String, String)>,
+    /// Extra arguments for berthd (after its own `--data-root` and `-H unix://...`).
+    args: Vec<String>,
 }
 
 impl Daemon {
@@ -95,9 +97,32 @@ impl Daemon {
             dir,
             child: None,
             env,
+            args: Vec::new(),
         };
         d.spawn();
         d
+    }
+
+    /// Starts berthd with extra arguments (more `-H` listeners, TLS flags); it still listens
+    /// on its own unix socket, which [`Daemon::berth`] uses.
+    pub fn start_with_args(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        std::os::unix::fs::symlink(shared_compile_cache(), state.join("compiled")).unwrap();
+        let mut d = Self {
+            dir,
+            child: None,
+            env: Vec::new(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        d.spawn();
+        d
+    }
+
+    /// The unix socket's path.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("berth.sock")
     }
 
     pub fn state(&self) -> PathBuf {
@@ -121,6 +146,7 @@ impl Daemon {
                 "-H",
                 &self.host(),
             ])
+            .args(&self.args)
             .env("BERTH_LOG", "debug")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -305,6 +331,54 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+impl Daemon {
+    /// `berth inspect -f TEMPLATE NAME`, trimmed (empty when the command fails).
+    pub fn inspect(&self, name: &str, template: &str) -> String {
+        let r = self.berth(&["inspect", "-f", template, name]);
+        if r.code == 0 {
+            r.stdout.trim().to_string()
+        } else {
+            String::new()
+        }
+    }
+
+    /// Waits (30 s hang guard) until `pred` holds for `berth inspect -f TEMPLATE NAME`;
+    /// returns the value that satisfied it.
+    pub fn wait_inspect_until(
+        &self,
+        name: &str,
+        template: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self.inspect(name, template);
+            if pred(&v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: {template} never satisfied the condition; last {v:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills berthd with SIGKILL and leaves it down (see [`Daemon::start_again`]).
+    pub fn stop_hard(&mut self) {
+        let mut child = self.child.take().expect("daemon not running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Starts berthd again on the same data root after [`Daemon::stop_hard`].
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "daemon already running");
+        self.spawn();
     }
 }
 

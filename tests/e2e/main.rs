@@ -6,9 +6,11 @@
 
 mod harness;
 
+mod access;
 mod build;
 mod containers;
 mod docker_cli;
+mod durability;
 mod errors;
 mod isolation;
 mod network;

@@ -1,7 +1,11 @@
-//! HTTP/1.1 client of the berthd API over a unix socket or TCP.
+//! HTTP/1.1 client of the berthd API over a unix socket, TCP, or TCP with TLS.
 //!
 //! Every request opens its own connection: the CLI makes few requests, and `run` needs several
 //! in flight at once (attach, wait, start).
+//!
+//! TLS (`--tlsverify`, `DOCKER_TLS_VERIFY`) is set once for the process with [`set_tls`]: the
+//! daemon's certificate is verified against the CA and the client presents its own
+//! certificate, as berthd's TCP listeners require.
 
 use crate::error::{ConnectError, DaemonError};
 use anyhow::{Context, Result, bail};
@@ -14,7 +18,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The API version prefix of every request path.
@@ -27,6 +32,98 @@ pub type RawStream = TokioIo<hyper::upgrade::Upgraded>;
 enum Endpoint {
     Unix(PathBuf),
     Tcp(String),
+    Tls {
+        addr: String,
+        config: Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+    },
+}
+
+/// The client side of mutual TLS: `--tlsverify --tlscacert --tlscert --tlskey`, or
+/// `DOCKER_TLS_VERIFY` with the files in `DOCKER_CERT_PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// CA the daemon's certificate must be signed by.
+    pub ca: PathBuf,
+    /// The client's certificate and key (none: no client certificate is presented, and
+    /// berthd refuses the connection).
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// dockerd's port for TLS, used when `tcp://HOST` names none (2375 without TLS).
+pub const DEFAULT_TLS_PORT: u16 = 2376;
+
+static TLS: OnceLock<Option<TlsOptions>> = OnceLock::new();
+
+/// Sets the TLS options every later [`Client::new`] of a `tcp://` host uses (once per
+/// process; later calls are ignored).
+pub fn set_tls(opts: Option<TlsOptions>) {
+    let _ = TLS.set(opts);
+}
+
+fn read_pem(what: &str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("could not read {what} {:?}", path.display()))
+}
+
+fn load_certs(what: &str, path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = read_pem(what, path)?;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("invalid {what} {:?}", path.display()))?;
+    if certs.is_empty() {
+        bail!(
+            "invalid {what} {:?}: no PEM certificate found",
+            path.display()
+        );
+    }
+    Ok(certs)
+}
+
+/// The rustls client configuration of `opts`: TLS 1.2/1.3 (ring), HTTP/1.1.
+pub fn tls_config(opts: &TlsOptions) -> Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in load_certs("CA certificate", &opts.ca)? {
+        roots
+            .add(cert)
+            .with_context(|| format!("invalid CA certificate {:?}", opts.ca.display()))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let mut config = match &opts.identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = load_certs("certificate", cert)?;
+            let pem = read_pem("private key", key)?;
+            let key_der = rustls::pki_types::PrivateKeyDer::from_pem_slice(&pem)
+                .with_context(|| format!("invalid private key {:?}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .with_context(|| {
+                    format!(
+                        "certificate {:?} and key {:?} do not match",
+                        cert.display(),
+                        key.display()
+                    )
+                })?
+        }
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The name the daemon's certificate must carry: the host of `HOST:PORT` (an IP address
+/// is matched against IP SANs).
+fn server_name(addr: &str) -> Result<rustls::pki_types::ServerName<'static>> {
+    let host = match addr.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => addr.rsplit_once(':').map_or(addr, |(h, _)| h),
+    };
+    rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|_| anyhow::anyhow!("invalid host name {host:?} for TLS"))
 }
 
 /// A client of one daemon address.
@@ -55,6 +152,12 @@ impl Client {
     /// Parse a daemon address: `unix:///path`, `tcp://host:port`, `http://host:port` or a bare
     /// absolute socket path.
     pub fn new(host: &str) -> Result<Self> {
+        Self::with_tls(host, TLS.get().and_then(Option::as_ref))
+    }
+
+    /// As [`Client::new`], with explicit TLS options for `tcp://` hosts (unix sockets ignore
+    /// them, as the docker CLI does).
+    pub fn with_tls(host: &str, tls: Option<&TlsOptions>) -> Result<Self> {
         let endpoint = if let Some(path) = host.strip_prefix("unix://") {
             if path.is_empty() {
                 bail!("unable to parse berth host `{host}`");
@@ -68,10 +171,28 @@ impl Client {
             if addr.is_empty() {
                 bail!("unable to parse berth host `{host}`");
             }
-            if addr.contains(':') {
-                Endpoint::Tcp(addr.to_string())
+            let has_port = if addr.starts_with('[') {
+                addr.contains("]:")
             } else {
-                Endpoint::Tcp(format!("{addr}:2375"))
+                addr.contains(':')
+            };
+            let default_port = if tls.is_some() {
+                DEFAULT_TLS_PORT
+            } else {
+                2375
+            };
+            let addr = if has_port {
+                addr.to_string()
+            } else {
+                format!("{addr}:{default_port}")
+            };
+            match tls {
+                None => Endpoint::Tcp(addr),
+                Some(opts) => Endpoint::Tls {
+                    name: server_name(&addr)?,
+                    config: tls_config(opts)?,
+                    addr,
+                },
             }
         } else if host.starts_with('/') {
             Endpoint::Unix(PathBuf::from(host))
@@ -110,6 +231,22 @@ impl Client {
                     .await
                     .map_err(|_| connect_err())?;
                 let _ = stream.set_nodelay(true);
+                handshake(stream).await
+            }
+            Endpoint::Tls { addr, config, name } => {
+                let stream = tokio::net::TcpStream::connect(addr.as_str())
+                    .await
+                    .map_err(|_| connect_err())?;
+                let _ = stream.set_nodelay(true);
+                let stream = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name.clone(), stream)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "error during connect to {}: TLS handshake failed",
+                            self.host
+                        )
+                    })?;
                 handshake(stream).await
             }
         }
@@ -507,6 +644,39 @@ mod tests {
         ));
         assert!(Client::new("ftp://x").is_err());
         assert!(Client::new("unix://").is_err());
+    }
+
+    #[test]
+    fn tls_needs_readable_files_and_names_the_server_by_its_host() {
+        let missing = TlsOptions {
+            ca: "/nonexistent/ca.pem".into(),
+            identity: None,
+        };
+        let e = Client::with_tls("tcp://127.0.0.1:2376", Some(&missing)).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("could not read CA certificate"),
+            "{e:#}"
+        );
+        // Unix sockets ignore TLS options.
+        assert!(Client::with_tls("unix:///run/b.sock", Some(&missing)).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate\n").unwrap();
+        let bad = TlsOptions { ca, identity: None };
+        let e = Client::with_tls("tcp://127.0.0.1:2376", Some(&bad)).unwrap_err();
+        assert!(format!("{e:#}").contains("invalid CA certificate"), "{e:#}");
+        assert!(matches!(
+            server_name("127.0.0.1:2376").unwrap(),
+            rustls::pki_types::ServerName::IpAddress(_)
+        ));
+        assert!(matches!(
+            server_name("[::1]:2376").unwrap(),
+            rustls::pki_types::ServerName::IpAddress(_)
+        ));
+        assert!(matches!(
+            server_name("berth.example:2376").unwrap(),
+            rustls::pki_types::ServerName::DnsName(_)
+        ));
     }
 
     #[test]

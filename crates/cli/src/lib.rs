@@ -17,6 +17,7 @@ mod progress;
 
 use clap::Parser;
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -30,6 +31,19 @@ pub struct Cli {
     /// Daemon socket to connect to
     #[arg(short = 'H', long = "host", env = "BERTH_HOST", value_name = "list")]
     host: Option<String>,
+    /// Use TLS and verify the daemon; present the client certificate (implied by
+    /// DOCKER_TLS_VERIFY and by the --tlscacert, --tlscert, --tlskey flags)
+    #[arg(long = "tlsverify")]
+    tlsverify: bool,
+    /// Trust certs signed only by this CA [default: $DOCKER_CERT_PATH/ca.pem]
+    #[arg(long = "tlscacert", value_name = "string")]
+    tlscacert: Option<PathBuf>,
+    /// Path to TLS certificate file [default: $DOCKER_CERT_PATH/cert.pem]
+    #[arg(long = "tlscert", value_name = "string")]
+    tlscert: Option<PathBuf>,
+    /// Path to TLS key file [default: $DOCKER_CERT_PATH/key.pem]
+    #[arg(long = "tlskey", value_name = "string")]
+    tlskey: Option<PathBuf>,
     /// Print version information and quit
     #[arg(short = 'v', long = "version")]
     version: bool,
@@ -42,7 +56,10 @@ fn subcommand_name(args: &[OsString]) -> Option<String> {
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         let a = a.to_string_lossy();
-        if a == "-H" || a == "--host" {
+        if matches!(
+            a.as_ref(),
+            "-H" | "--host" | "--tlscacert" | "--tlscert" | "--tlskey"
+        ) {
             it.next();
             continue;
         }
@@ -52,6 +69,36 @@ fn subcommand_name(args: &[OsString]) -> Option<String> {
         return Some(a.into_owned());
     }
     None
+}
+
+/// The TLS options as the docker CLI resolves them: TLS when `--tlsverify`, a non-empty
+/// `DOCKER_TLS_VERIFY` or any of the file flags is given; files default to `ca.pem`,
+/// `cert.pem` and `key.pem` in `DOCKER_CERT_PATH` (else `DOCKER_CONFIG`, else `~/.docker`),
+/// and a default client certificate that does not exist is simply not presented.
+fn tls_options(
+    cli: &Cli,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<client::TlsOptions>, String> {
+    let set = |k: &str| env(k).filter(|v| !v.is_empty());
+    let explicit = cli.tlscacert.is_some() || cli.tlscert.is_some() || cli.tlskey.is_some();
+    if !(cli.tlsverify || explicit || set("DOCKER_TLS_VERIFY").is_some()) {
+        return Ok(None);
+    }
+    let dir = set("DOCKER_CERT_PATH")
+        .or_else(|| set("DOCKER_CONFIG"))
+        .map(PathBuf::from)
+        .or_else(|| set("HOME").map(|h| PathBuf::from(h).join(".docker")))
+        .unwrap_or_else(|| PathBuf::from(".docker"));
+    let ca = cli.tlscacert.clone().unwrap_or_else(|| dir.join("ca.pem"));
+    let identity = match (&cli.tlscert, &cli.tlskey) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        (None, None) => {
+            let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+            (cert.exists() && key.exists()).then_some((cert, key))
+        }
+        _ => return Err("--tlscert and --tlskey must be given together".into()),
+    };
+    Ok(Some(client::TlsOptions { ca, identity }))
 }
 
 /// Restore the default SIGPIPE action so that `berth ... | head` ends quietly, as Go programs do.
@@ -91,6 +138,13 @@ pub fn main() -> ExitCode {
         println!("Berth version {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
+    match tls_options(&cli, |k| std::env::var(k).ok()) {
+        Ok(tls) => client::set_tls(tls),
+        Err(e) => {
+            eprintln!("{e}");
+            return exit_code(1);
+        }
+    }
     let Some(command) = cli.command else {
         use clap::CommandFactory;
         let _ = Cli::command().print_help();
@@ -127,6 +181,62 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn tls_flags_and_docker_env() {
+        let none = |_: &str| None::<String>;
+        let cli = parse(&["ps"]).unwrap();
+        assert_eq!(tls_options(&cli, none).unwrap(), None);
+        // DOCKER_TLS_VERIFY + DOCKER_CERT_PATH: files in the cert path; a client certificate
+        // that is not there is not presented.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap().to_string();
+        let env = |k: &str| match k {
+            "DOCKER_TLS_VERIFY" => Some("1".to_string()),
+            "DOCKER_CERT_PATH" => Some(d.clone()),
+            _ => None,
+        };
+        let t = tls_options(&cli, env).unwrap().unwrap();
+        assert_eq!(t.ca, dir.path().join("ca.pem"));
+        assert_eq!(t.identity, None);
+        std::fs::write(dir.path().join("cert.pem"), "").unwrap();
+        std::fs::write(dir.path().join("key.pem"), "").unwrap();
+        let t = tls_options(&cli, env).unwrap().unwrap();
+        assert_eq!(
+            t.identity,
+            Some((dir.path().join("cert.pem"), dir.path().join("key.pem")))
+        );
+        // An empty DOCKER_TLS_VERIFY is off, as in the docker CLI.
+        let empty = |k: &str| (k == "DOCKER_TLS_VERIFY").then(String::new);
+        assert_eq!(tls_options(&cli, empty).unwrap(), None);
+        // Flags override the cert path and imply --tlsverify.
+        let cli = parse(&[
+            "--tlscacert",
+            "/c/ca",
+            "--tlscert",
+            "/c/cert",
+            "--tlskey",
+            "/c/key",
+            "-H",
+            "tcp://127.0.0.1:1",
+            "version",
+        ])
+        .unwrap();
+        let t = tls_options(&cli, env).unwrap().unwrap();
+        assert_eq!(t.ca, PathBuf::from("/c/ca"));
+        assert_eq!(
+            t.identity,
+            Some((PathBuf::from("/c/cert"), PathBuf::from("/c/key")))
+        );
+        let cli = parse(&["--tlsverify", "--tlscert", "/c/cert", "ps"]).unwrap();
+        assert!(tls_options(&cli, none).is_err());
+        assert_eq!(
+            subcommand_name(
+                &["berth", "--tlscacert", "ca", "--tlsverify", "run", "x"].map(OsString::from)
+            ),
+            Some("run".into())
+        );
     }
 
     #[test]

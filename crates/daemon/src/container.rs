@@ -126,6 +126,8 @@ pub fn random_name(attempt: u32) -> String {
 pub enum Status {
     Created,
     Running,
+    /// Exited, waiting for its restart policy's backoff before starting again.
+    Restarting,
     Exited,
     Removing,
 }
@@ -135,6 +137,7 @@ impl Status {
         match self {
             Self::Created => "created",
             Self::Running => "running",
+            Self::Restarting => "restarting",
             Self::Exited => "exited",
             Self::Removing => "removing",
         }
@@ -144,15 +147,16 @@ impl Status {
     pub fn check_start(self) -> Result<(), Refusal> {
         match self {
             Self::Created | Self::Exited => Ok(()),
-            Self::Running => Err(Refusal::AlreadyInState),
+            // As Docker: a restarting container counts as running.
+            Self::Running | Self::Restarting => Err(Refusal::AlreadyInState),
             Self::Removing => Err(Refusal::Conflict("container is marked for removal")),
         }
     }
 
-    /// May it be stopped or killed?
+    /// May it be stopped or killed? (Stopping a restarting container cancels the restart.)
     pub fn check_stop(self) -> Result<(), Refusal> {
         match self {
-            Self::Running => Ok(()),
+            Self::Running | Self::Restarting => Ok(()),
             Self::Created | Self::Exited => Err(Refusal::AlreadyInState),
             Self::Removing => Err(Refusal::Conflict("container is marked for removal")),
         }
@@ -164,6 +168,9 @@ impl Status {
             Self::Created | Self::Exited => Ok(()),
             Self::Running => Err(Refusal::Conflict(
                 "container is running: stop the container before removing or force remove",
+            )),
+            Self::Restarting => Err(Refusal::Conflict(
+                "container is restarting: stop the container before removing or force remove",
             )),
             Self::Removing => Err(Refusal::Conflict(
                 "removal of container is already in progress",
@@ -260,6 +267,16 @@ pub struct ContainerState {
     /// Publications in effect while running (host ports chosen).
     #[serde(default)]
     pub ports: Vec<PortSpec>,
+    /// Stopped or killed by hand: the restart policy is suspended until the next manual start
+    /// (or, except for `unless-stopped`, the next daemon start).
+    #[serde(default)]
+    pub manually_stopped: bool,
+    /// Bumped whenever a scheduled restart is made or cancelled, so a stale one never fires.
+    #[serde(skip)]
+    pub restart_gen: u64,
+    /// The backoff of the last restart (`None` after a manual start). Not persisted, as Docker.
+    #[serde(skip)]
+    pub backoff: Option<std::time::Duration>,
 }
 
 impl Default for ContainerState {
@@ -274,6 +291,9 @@ impl Default for ContainerState {
             restart_count: 0,
             networks: Vec::new(),
             ports: Vec::new(),
+            manually_stopped: false,
+            restart_gen: 0,
+            backoff: None,
         }
     }
 }
@@ -314,6 +334,7 @@ mod tests {
         let table = [
             (Created, true, false, true),
             (Running, false, true, false),
+            (Restarting, false, true, false),
             (Exited, true, false, true),
             (Removing, false, false, false),
         ];
@@ -324,5 +345,22 @@ mod tests {
         }
         assert_eq!(Running.check_start(), Err(Refusal::AlreadyInState));
         assert_eq!(Exited.check_stop(), Err(Refusal::AlreadyInState));
+        assert_eq!(Restarting.check_start(), Err(Refusal::AlreadyInState));
+    }
+
+    #[test]
+    fn state_files_without_the_manual_stop_flag_still_load() {
+        let old = r#"{"status":"exited","exit_code":1,"error":"","oom_killed":false,
+            "started_at":null,"finished_at":null,"restart_count":2}"#;
+        let st: ContainerState = serde_json::from_str(old).unwrap();
+        assert!(!st.manually_stopped);
+        assert_eq!(st.restart_count, 2);
+        let st: ContainerState = serde_json::from_str(
+            r#"{"status":"restarting","exit_code":1,"error":"","oom_killed":false,
+            "started_at":null,"finished_at":null,"restart_count":1,"manually_stopped":true}"#,
+        )
+        .unwrap();
+        assert_eq!(st.status, Status::Restarting);
+        assert!(st.manually_stopped);
     }
 }

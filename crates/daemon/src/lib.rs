@@ -21,6 +21,7 @@ pub mod mounts;
 pub mod networks;
 mod objects;
 pub mod ports;
+pub mod restart;
 pub mod transfer;
 pub mod volumes;
 
@@ -42,6 +43,7 @@ use container::Refusal;
 use logs::LogWriter;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
@@ -133,6 +135,8 @@ pub struct Container {
     logs: LogWriter,
     exits: watch::Sender<ExitEvent>,
     kill: Mutex<Option<oneshot::Sender<i32>>>,
+    /// Dropping it cancels the restart waiting for its backoff.
+    restart_cancel: Mutex<Option<oneshot::Sender<()>>>,
     stdin: Mutex<StdinPipe>,
 }
 
@@ -234,6 +238,19 @@ pub struct Daemon {
     networks: networks::NetworkStore,
     /// Serialises host-port allocation between concurrent starts.
     port_lock: Mutex<()>,
+    /// Set by [`Daemon::shutdown`]: exits no longer trigger restart policies.
+    shutting_down: AtomicBool,
+    /// Pulls in progress, by reference: a second pull of the same image joins the first.
+    pulls: transfer::InFlightPulls,
+}
+
+/// How a container is being started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StartKind {
+    /// By the user (or the daemon starting): resets the restart count and the manual-stop flag.
+    Manual,
+    /// By its restart policy after a backoff; only if that restart is still the pending one.
+    Policy { generation: u64 },
 }
 
 impl Daemon {
@@ -246,6 +263,7 @@ impl Daemon {
                 root.join(d).display()
             )))?;
         }
+        remove_stale_temp_files(&root);
         let content = ContentStore::open(root.join("content"))?;
         let images = ImageStore::open(content, &root.join("images"))?;
         unpack::clean_snapshots(&root.join("snapshots"));
@@ -268,6 +286,8 @@ impl Daemon {
             volumes,
             networks,
             port_lock: Mutex::new(()),
+            shutting_down: AtomicBool::new(false),
+            pulls: Default::default(),
             root,
             images,
             runtime,
@@ -279,8 +299,38 @@ impl Daemon {
             }),
             id,
         });
-        daemon.load_containers()?;
+        let to_start = daemon.load_containers()?;
+        daemon.start_at_daemon_start(to_start);
         Ok(daemon)
+    }
+
+    /// Starts the containers whose restart policy brings them back when the daemon starts
+    /// (needs a Tokio runtime, which berthd has; without one they stay exited).
+    fn start_at_daemon_start(self: &Arc<Self>, containers: Vec<Arc<Container>>) {
+        if containers.is_empty() {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("no async runtime: restart policies are not applied at start");
+            return;
+        };
+        for c in containers {
+            let this = self.clone();
+            handle.spawn(async move {
+                tracing::info!(id = %c.spec.id, "starting container (restart policy)");
+                match this.start_container(&c, StartKind::Manual).await {
+                    Ok(()) | Err(DaemonError::NotModified(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(id = %c.spec.id, error = %e, "restart at daemon start failed");
+                        let mut st = c.state.lock().unwrap_or_else(|e| e.into_inner());
+                        if st.status == Status::Exited {
+                            st.error = format!("restart at daemon start failed: {e}");
+                            let _ = c.persist_state(&st);
+                        }
+                    }
+                }
+            });
+        }
     }
 
     pub fn data_root(&self) -> &Path {
@@ -296,8 +346,11 @@ impl Daemon {
     }
 
     /// Loads every container directory. A container that was running when the daemon went
-    /// away is marked exited; an auto-remove container that is not running is removed.
-    fn load_containers(&self) -> Result<()> {
+    /// away is marked exited, one waiting to restart is marked exited with its last exit code;
+    /// an auto-remove container that is not running is removed. Returns the containers whose
+    /// restart policy starts them now.
+    fn load_containers(&self) -> Result<Vec<Arc<Container>>> {
+        let mut to_start = Vec::new();
         let dir = self.containers_dir();
         let entries = std::fs::read_dir(&dir)
             .map_err(DaemonError::io(format!("reading {}", dir.display())))?;
@@ -311,6 +364,7 @@ impl Daemon {
             if ContainerId::try_from(name.clone()).is_err() {
                 continue;
             }
+            remove_temp_files_in(&cdir);
             let spec: ContainerSpec = read_state_file(&cdir, "config.json")?
                 .ok_or_else(|| corrupt_state(&cdir.join("config.json"), "missing"))?;
             let mut state: ContainerState =
@@ -328,6 +382,19 @@ impl Daemon {
                 state.error = "berthd stopped while the container was running".into();
                 state.finished_at = Some(now_rfc3339());
             }
+            let was_restarting = state.status == Status::Restarting;
+            if was_restarting {
+                state.status = Status::Exited;
+            }
+            let decision = restart::decide(
+                restart::Policy::of(&spec.host_config),
+                restart::Trigger::DaemonStart {
+                    ever_started: state.started_at.is_some(),
+                },
+                state.restart_count,
+                state.manually_stopped,
+                None,
+            );
             let (exits, _) = watch::channel(ExitEvent {
                 seq: 0,
                 code: state.exit_code,
@@ -341,6 +408,7 @@ impl Daemon {
                 logs,
                 exits,
                 kill: Mutex::new(None),
+                restart_cancel: Mutex::new(None),
                 stdin: Mutex::new(StdinPipe::new(open_stdin)),
             });
             if c.spec.auto_remove {
@@ -348,15 +416,18 @@ impl Daemon {
                 let _ = std::fs::remove_dir_all(&cdir);
                 continue;
             }
-            if was_running {
+            if was_running || was_restarting {
                 c.persist_state(&state)?;
+            }
+            if decision != restart::Decision::Stay {
+                to_start.push(c.clone());
             }
             self.containers
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(c.spec.id.clone(), c);
         }
-        Ok(())
+        Ok(to_start)
     }
 
     // ----- lookup -----
@@ -512,6 +583,7 @@ impl Daemon {
             .and_then(|r| r.name.clone())
             .unwrap_or_default();
         let auto_remove = host.auto_remove.unwrap_or(false);
+        restart::Policy::from_api(host.restart_policy.as_ref())?;
         if auto_remove && !matches!(restart.as_str(), "" | "no") {
             return Err(DaemonError::Invalid(
                 "can't create 'AutoRemove' container with restart policy".into(),
@@ -762,6 +834,7 @@ impl Daemon {
             logs,
             exits,
             kill: Mutex::new(None),
+            restart_cancel: Mutex::new(None),
             stdin: Mutex::new(stdin),
         }))
     }
@@ -790,18 +863,37 @@ impl Daemon {
     /// `POST /containers/{id}/start`.
     pub async fn start(self: &Arc<Self>, key: &str) -> Result<()> {
         let c = self.container(key)?;
+        self.start_container(&c, StartKind::Manual).await
+    }
+
+    /// Starts a container. A policy start that is no longer the pending restart (cancelled by
+    /// `stop`, `kill` or `rm -f`) does nothing.
+    async fn start_container(self: &Arc<Self>, c: &Arc<Container>, kind: StartKind) -> Result<()> {
+        let key = c.spec.id.as_str();
         let prepared = self.runtime.prepare(&c.spec.wasm)?;
         let egress = Self::egress_policy(&c.spec.allow_outbound).await?;
+        let root_dir = if c.spec.read_only {
+            self.ready_snapshot(c)?
+        } else {
+            c.rootfs()
+        };
         let (kill_tx, kill_rx) = oneshot::channel::<i32>();
         let (stdin_reader, mounts, network) = {
             let _ports = self.port_lock.lock().unwrap_or_else(|e| e.into_inner());
             let mut st = c.state.lock().unwrap_or_else(|e| e.into_inner());
-            match st.status.check_start() {
-                Ok(()) => {}
-                Err(Refusal::AlreadyInState) => {
-                    return Err(DaemonError::NotModified(key.to_string()));
+            match kind {
+                StartKind::Manual => match st.status.check_start() {
+                    Ok(()) => {}
+                    Err(Refusal::AlreadyInState) => {
+                        return Err(DaemonError::NotModified(key.to_string()));
+                    }
+                    Err(Refusal::Conflict(m)) => return Err(DaemonError::Conflict(m.into())),
+                },
+                StartKind::Policy { generation } => {
+                    if st.status != Status::Restarting || st.restart_gen != generation {
+                        return Ok(());
+                    }
                 }
-                Err(Refusal::Conflict(m)) => return Err(DaemonError::Conflict(m.into())),
             }
             for n in &st.networks {
                 self.networks.find(n).map_err(|_| {
@@ -810,10 +902,16 @@ impl Daemon {
                     ))
                 })?;
             }
-            let mounts = self.mount_dirs(&c)?;
-            let ports = self.allocate_ports(&c)?;
-            let network = Self::container_net(&c, st.networks.clone(), &ports, egress);
+            let mounts = self.mount_dirs(c)?;
+            let ports = self.allocate_ports(c)?;
+            let network = Self::container_net(c, st.networks.clone(), &ports, egress);
             st.ports = ports;
+            if kind == StartKind::Manual {
+                st.restart_count = 0;
+                st.manually_stopped = false;
+                st.backoff = None;
+            }
+            st.restart_gen += 1;
             st.status = Status::Running;
             st.started_at = Some(now_rfc3339());
             st.finished_at = None;
@@ -844,11 +942,7 @@ impl Daemon {
                 .collect(),
             cwd: c.spec.working_dir.clone(),
             root: Some(RootDir {
-                host_path: if c.spec.read_only {
-                    self.ready_snapshot(&c)?
-                } else {
-                    c.rootfs()
-                },
+                host_path: root_dir,
                 read_only: c.spec.read_only,
             }),
             mounts,
@@ -867,6 +961,7 @@ impl Daemon {
         };
         let runtime = self.runtime.clone();
         let this = self.clone();
+        let c = c.clone();
         tokio::spawn(async move {
             let outcome = tokio::select! {
                 outcome = runtime.run(&prepared, spec) => outcome,
@@ -894,18 +989,49 @@ impl Daemon {
             Outcome::Failed(m) => (m.clone(), false),
         };
         tracing::debug!(id = %c.spec.id, code, "container exited");
-        {
+        let restart = {
             let mut st = c.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.status = Status::Exited;
+            let finished = chrono::Utc::now();
+            let ran_for = st
+                .started_at
+                .as_deref()
+                .and_then(parse_time)
+                .and_then(|t| (finished - t).to_std().ok())
+                .unwrap_or_default();
+            let decision = if self.shutting_down.load(Ordering::SeqCst) {
+                restart::Decision::Stay
+            } else {
+                restart::decide(
+                    restart::Policy::of(&c.spec.host_config),
+                    restart::Trigger::Exit { code, ran_for },
+                    st.restart_count,
+                    st.manually_stopped,
+                    st.backoff,
+                )
+            };
             st.exit_code = code;
             st.error = error.clone();
             st.oom_killed = oom;
-            st.finished_at = Some(now_rfc3339());
+            st.finished_at = Some(finished.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
             st.ports.clear();
+            st.restart_gen += 1;
+            let restart = match decision {
+                restart::Decision::Restart { delay } => {
+                    st.status = Status::Restarting;
+                    st.restart_count += 1;
+                    st.backoff = Some(delay);
+                    Some((delay, st.restart_gen))
+                }
+                restart::Decision::Stay => {
+                    st.status = Status::Exited;
+                    None
+                }
+            };
             if let Err(e) = c.persist_state(&st) {
                 tracing::error!(id = %c.spec.id, error = %e, "cannot persist container state");
             }
-        }
+            restart
+        };
         c.kill.lock().unwrap_or_else(|e| e.into_inner()).take();
         Self::clear_tmpfs(c);
         // A fresh stdin for the next start.
@@ -919,6 +1045,9 @@ impl Daemon {
             ev.code = code;
             ev.error = wait_error;
         });
+        if let Some((delay, generation)) = restart {
+            self.schedule_restart(c, delay, generation);
+        }
         if c.spec.auto_remove
             && let Err(e) = self
                 .remove_with_volumes(c.spec.id.as_str(), true, true)
@@ -928,10 +1057,78 @@ impl Daemon {
         }
     }
 
+    /// Starts `c` again after `delay` unless the restart is cancelled first (status no longer
+    /// `restarting`, or another generation).
+    fn schedule_restart(self: &Arc<Self>, c: &Arc<Container>, delay: Duration, generation: u64) {
+        let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+        *c.restart_cancel.lock().unwrap_or_else(|e| e.into_inner()) = Some(cancel_tx);
+        let this = self.clone();
+        let c = c.clone();
+        tracing::debug!(id = %c.spec.id, ?delay, "restarting container after backoff");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = cancel_rx => return,
+            }
+            if this.shutting_down.load(Ordering::SeqCst) {
+                return;
+            }
+            if let Err(e) = this
+                .start_container(&c, StartKind::Policy { generation })
+                .await
+            {
+                tracing::warn!(id = %c.spec.id, error = %e, "restart failed");
+                let mut st = c.state.lock().unwrap_or_else(|e| e.into_inner());
+                if st.status == Status::Restarting && st.restart_gen == generation {
+                    st.status = Status::Exited;
+                    st.restart_gen += 1;
+                    st.error = format!("restart failed: {e}");
+                    if let Err(e) = c.persist_state(&st) {
+                        tracing::error!(id = %c.spec.id, error = %e, "cannot persist container state");
+                    }
+                    drop(st);
+                    c.exits.send_modify(|ev| ev.seq += 1);
+                }
+            }
+        });
+    }
+
+    /// A manual `stop`, `kill` or `rm -f`: suspends the restart policy until the next manual
+    /// start and cancels a pending restart. Returns whether the guest is running (and needs
+    /// the signal).
+    fn suspend_policy(&self, c: &Container) -> bool {
+        let mut st = c.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.shutting_down.load(Ordering::SeqCst) {
+            st.manually_stopped = true;
+        }
+        let cancelled = st.status == Status::Restarting;
+        if cancelled {
+            st.status = Status::Exited;
+            st.restart_gen += 1;
+        }
+        if let Err(e) = c.persist_state(&st) {
+            tracing::error!(id = %c.spec.id, error = %e, "cannot persist container state");
+        }
+        let running = st.status == Status::Running;
+        drop(st);
+        c.restart_cancel
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if cancelled {
+            // As Docker: waiters for `not-running` see the stop of a restarting container.
+            c.exits.send_modify(|ev| ev.seq += 1);
+        }
+        running
+    }
+
     /// Signals a running container and waits until it has exited.
     async fn signal_and_wait(&self, c: &Arc<Container>, signal: i32) {
         let mut rx = c.exits.subscribe();
         let seq = rx.borrow().seq;
+        if c.state().status != Status::Running {
+            return;
+        }
         let sender = c.kill.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(tx) = sender {
             let _ = tx.send(signal);
@@ -950,7 +1147,9 @@ impl Daemon {
             Err(Refusal::AlreadyInState) => return Err(DaemonError::NotModified(key.into())),
             Err(Refusal::Conflict(m)) => return Err(DaemonError::Conflict(m.into())),
         }
-        self.signal_and_wait(&c, signal).await;
+        if self.suspend_policy(&c) {
+            self.signal_and_wait(&c, signal).await;
+        }
         Ok(())
     }
 
@@ -958,13 +1157,15 @@ impl Daemon {
     pub async fn kill(&self, key: &str, signal: Option<&str>) -> Result<()> {
         let c = self.container(key)?;
         let signal = parse_signal(signal.unwrap_or("KILL"))?;
-        if c.state().status != Status::Running {
+        if !matches!(c.state().status, Status::Running | Status::Restarting) {
             return Err(DaemonError::Conflict(format!(
                 "cannot kill container: {key}: container {} is not running",
                 c.spec.id
             )));
         }
-        self.signal_and_wait(&c, signal).await;
+        if self.suspend_policy(&c) {
+            self.signal_and_wait(&c, signal).await;
+        }
         Ok(())
     }
 
@@ -980,8 +1181,10 @@ impl Daemon {
             let status = c.state().status;
             match status.check_remove() {
                 Ok(()) => break,
-                Err(_) if status == Status::Running && force => {
-                    self.signal_and_wait(&c, 9).await;
+                Err(_) if matches!(status, Status::Running | Status::Restarting) && force => {
+                    if self.suspend_policy(&c) {
+                        self.signal_and_wait(&c, 9).await;
+                    }
                 }
                 Err(Refusal::Conflict(m)) => {
                     return Err(DaemonError::Conflict(format!(
@@ -1000,13 +1203,15 @@ impl Daemon {
                     c.spec.id
                 )));
             }
-            if st.status == Status::Running {
+            if matches!(st.status, Status::Running | Status::Restarting) {
                 return Err(DaemonError::Conflict(format!(
-                    "cannot remove container \"/{}\": container is running",
-                    c.spec.name
+                    "cannot remove container \"/{}\": container is {}",
+                    c.spec.name,
+                    st.status.as_str()
                 )));
             }
             st.status = Status::Removing;
+            st.restart_gen += 1;
         }
         c.logs.close();
         let dir = c.dir.clone();
@@ -1043,7 +1248,7 @@ impl Daemon {
         let c = self.container(key)?;
         let mut rx = c.exits.subscribe();
         let start = rx.borrow_and_update().clone();
-        let running = c.state().status == Status::Running;
+        let running = matches!(c.state().status, Status::Running | Status::Restarting);
         drop(c);
         Ok(async move {
             let done = |e: &ExitEvent| match condition {
@@ -1067,7 +1272,9 @@ impl Daemon {
             .all_containers()
             .into_iter()
             .map(|c| (c.spec.created.clone(), c))
-            .filter(|(_, c)| all || c.state().status == Status::Running)
+            .filter(|(_, c)| {
+                all || matches!(c.state().status, Status::Running | Status::Restarting)
+            })
             .collect();
         list.sort_by(|a, b| b.0.cmp(&a.0));
         list.into_iter()
@@ -1101,9 +1308,10 @@ impl Daemon {
             args: c.spec.args[1..].to_vec(),
             state: api::ContainerState {
                 status: st.status.as_str().into(),
-                running: st.status == Status::Running,
+                // As Docker: a restarting container counts as running.
+                running: matches!(st.status, Status::Running | Status::Restarting),
                 paused: false,
-                restarting: false,
+                restarting: st.status == Status::Restarting,
                 oom_killed: st.oom_killed,
                 dead: false,
                 pid: 0,
@@ -1259,7 +1467,10 @@ impl Daemon {
             });
             return Ok(out);
         }
-        if let Some(c) = users.iter().find(|c| c.state().status == Status::Running) {
+        if let Some(c) = users
+            .iter()
+            .find(|c| matches!(c.state().status, Status::Running | Status::Restarting))
+        {
             return Err(DaemonError::Conflict(format!(
                 "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
                 img.id.short(),
@@ -1485,6 +1696,14 @@ impl Daemon {
 
     /// Stops every running container (berthd is shutting down).
     pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        for c in self.all_containers() {
+            // A pending restart stays `restarting` on disk; the next start applies the policy.
+            c.restart_cancel
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+        }
         let running: Vec<_> = self
             .all_containers()
             .into_iter()
@@ -1492,6 +1711,31 @@ impl Daemon {
             .collect();
         for c in running {
             self.signal_and_wait(&c, 15).await;
+        }
+    }
+}
+
+/// Removes what a crash can leave half-written outside the content store, snapshots and
+/// volumes (which clean their own): `write_atomic` temp files (`.tmp-*`) in the data root,
+/// `images/` and `buildcache/`, and `save` temp files (`.tmp*`) in the data root. `compiled/`
+/// is left alone: its entries are written atomically and it may be shared.
+fn remove_stale_temp_files(root: &Path) {
+    remove_temp_files_in(root);
+    remove_temp_files_in(&root.join("images"));
+    remove_temp_files_in(&root.join("buildcache"));
+    remove_temp_files_in(&root.join("buildcache").join("layers"));
+}
+
+/// Removes the regular files named `.tmp*` directly in `dir`.
+fn remove_temp_files_in(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let is_file = e.file_type().is_ok_and(|t| t.is_file());
+        if is_file && e.file_name().to_string_lossy().starts_with(".tmp") {
+            tracing::info!(path = %e.path().display(), "removing unfinished write");
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }
@@ -1644,6 +1888,11 @@ fn summary(c: &Container) -> api::ContainerSummary {
         Status::Running => format!("Up {}", api::human_duration(since(&st.started_at))),
         Status::Exited => format!(
             "Exited ({}) {} ago",
+            st.exit_code,
+            api::human_duration(since(&st.finished_at))
+        ),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
             st.exit_code,
             api::human_duration(since(&st.finished_at))
         ),

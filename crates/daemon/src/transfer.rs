@@ -1,16 +1,115 @@
 //! Moving images in and out: pull, push, login, save and load, with Docker's JSON progress
 //! messages.
 
-use crate::{Daemon, DaemonError, Result};
+use crate::{Daemon, DaemonError, ErrorKind, Result};
 use berth_api::JsonMessage;
 use berth_image::archive;
 use berth_image::digest::Digest;
 use berth_image::images::Image;
 use berth_image::reference::Reference;
 use berth_registry::{Credentials, Progress, RegistryError};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::watch;
+
+/// Pulls in progress, keyed by canonical reference. A pull of a reference already being
+/// pulled with the same credentials joins it: it is sent the messages so far, then every new
+/// one, and the same result; nothing is downloaded twice.
+#[derive(Default)]
+pub struct InFlightPulls(Mutex<HashMap<String, Arc<InFlight>>>);
+
+/// One shared pull.
+struct InFlight {
+    creds: Credentials,
+    /// Messages so far (replayed to a caller that joins) and the callers' streams.
+    listeners: Mutex<(Vec<JsonMessage>, Vec<UnboundedSender<JsonMessage>>)>,
+    /// The result, once the pull is over (the error as its class and message).
+    done: watch::Sender<Option<std::result::Result<(), (ErrorKind, String)>>>,
+}
+
+impl InFlight {
+    fn publish(&self, msg: JsonMessage) {
+        let mut l = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        l.1.retain(|tx| tx.send(msg.clone()).is_ok());
+        l.0.push(msg);
+    }
+
+    fn listen(&self, tx: UnboundedSender<JsonMessage>) {
+        let mut l = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        for m in &l.0 {
+            let _ = tx.send(m.clone());
+        }
+        l.1.push(tx);
+    }
+
+    async fn wait(&self) -> Result<()> {
+        let mut rx = self.done.subscribe();
+        let result = match rx.wait_for(Option::is_some).await {
+            Ok(r) => r.clone(),
+            Err(_) => None,
+        };
+        match result {
+            Some(Ok(())) => Ok(()),
+            Some(Err((kind, message))) => Err(error_of_kind(kind, message)),
+            None => Err(DaemonError::Internal("the pull was abandoned".into())),
+        }
+    }
+}
+
+impl InFlightPulls {
+    /// Joins the pull of `key` or registers a new one; `true` when the caller must run it.
+    fn join_or_lead(
+        &self,
+        key: &str,
+        creds: &Credentials,
+        progress: UnboundedSender<JsonMessage>,
+    ) -> (Arc<InFlight>, bool) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = map.get(key)
+            && f.creds == *creds
+        {
+            f.listen(progress);
+            return (f.clone(), false);
+        }
+        let flight = Arc::new(InFlight {
+            creds: creds.clone(),
+            listeners: Mutex::new((Vec::new(), vec![progress])),
+            done: watch::channel(None).0,
+        });
+        // A pull with other credentials is not shared, and not joinable either.
+        map.entry(key.to_string()).or_insert_with(|| flight.clone());
+        (flight, true)
+    }
+
+    fn finish(&self, key: &str, flight: &Arc<InFlight>, result: &Result<()>) {
+        {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if map.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
+                map.remove(key);
+            }
+        }
+        let shared = match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err((e.kind(), e.to_string())),
+        };
+        flight.done.send_replace(Some(shared));
+    }
+}
+
+/// An error passed from a shared pull to the callers that joined it: same class, same text.
+fn error_of_kind(kind: ErrorKind, message: String) -> DaemonError {
+    match kind {
+        ErrorKind::NotFound => DaemonError::NotFoundMessage(message),
+        ErrorKind::Conflict => DaemonError::Conflict(message),
+        ErrorKind::InvalidArgument => DaemonError::Invalid(message),
+        ErrorKind::Unavailable => DaemonError::Unavailable(message),
+        ErrorKind::Unauthorized => DaemonError::Unauthorized(message),
+        ErrorKind::Forbidden => DaemonError::Forbidden(message),
+        ErrorKind::NotModified | ErrorKind::Internal => DaemonError::Internal(message),
+    }
+}
 
 /// How `push` writes the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +232,12 @@ fn reporter(tx: UnboundedSender<JsonMessage>, push: bool) -> impl Fn(Progress) +
 
 impl Daemon {
     /// `POST /images/create?fromImage=&tag=`: pulls, checks and compiles, then names the image.
+    ///
+    /// Concurrent pulls of one reference share one download (see [`InFlightPulls`]). The pull
+    /// runs in its own task, so a caller going away does not cancel it for the others. Blobs
+    /// land in the content store only complete and verified, and the image is named last, so
+    /// a pull cut short (even by a crash) leaves no image behind, and pulling again fetches
+    /// only the missing blobs.
     pub async fn pull(
         self: &Arc<Self>,
         from_image: &str,
@@ -147,6 +252,39 @@ impl Daemon {
         };
         let reference = Reference::parse(&input)
             .map_err(|e| DaemonError::Invalid(format!("invalid reference format: {e}")))?;
+        let key = reference.to_string();
+        let (flight, lead) = self.pulls.join_or_lead(&key, &creds, progress);
+        if !lead {
+            tracing::debug!(reference = %key, "joining a pull in progress");
+        } else {
+            let this = self.clone();
+            let flight = flight.clone();
+            tokio::spawn(async move {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<JsonMessage>();
+                let forward = {
+                    let flight = flight.clone();
+                    tokio::spawn(async move {
+                        while let Some(m) = rx.recv().await {
+                            flight.publish(m);
+                        }
+                    })
+                };
+                let result = this.pull_now(reference, creds, tx).await;
+                // Every message is out before the result.
+                let _ = forward.await;
+                this.pulls.finish(&key, &flight, &result);
+            });
+        }
+        flight.wait().await
+    }
+
+    /// One pull, reporting to `progress`.
+    async fn pull_now(
+        self: &Arc<Self>,
+        reference: Reference,
+        creds: Credentials,
+        progress: UnboundedSender<JsonMessage>,
+    ) -> Result<()> {
         let _ = progress.send(status(
             format!("Pulling from {}", reference.familiar_repository()),
             Some(reference.tag().unwrap_or("latest")),
@@ -392,6 +530,26 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
     }
 }
 
+/// Compile-time check: the server spawns these futures, so they must be `Send`.
+#[cfg(test)]
+#[allow(dead_code)]
+async fn transfer_futures_are_send(d: Arc<Daemon>, tx: UnboundedSender<JsonMessage>, user: String) {
+    fn is_send<T: Send>(_: &T) {}
+    let f = async { d.login(&user, &user, &user).await };
+    is_send(&f);
+    let r = berth_registry::Registry::new(Default::default());
+    let store = berth_image::store::ContentStore::open("/x").unwrap();
+    let reference = Reference::parse("a").unwrap();
+    let cb = |_p: Progress| {};
+    let g = async {
+        r.pull(&reference, &Credentials::Anonymous, &store, &cb)
+            .await
+    };
+    is_send(&g);
+    let h = async { d.pull("a", None, Credentials::Anonymous, tx).await };
+    is_send(&h);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,23 +574,4 @@ mod tests {
         );
         assert!(PushFormat::parse(Some("zip")).is_err());
     }
-}
-/// Compile-time check: the server spawns these futures, so they must be `Send`.
-#[cfg(test)]
-#[allow(dead_code)]
-async fn transfer_futures_are_send(d: Arc<Daemon>, tx: UnboundedSender<JsonMessage>, user: String) {
-    fn is_send<T: Send>(_: &T) {}
-    let f = async { d.login(&user, &user, &user).await };
-    is_send(&f);
-    let r = berth_registry::Registry::new(Default::default());
-    let store = berth_image::store::ContentStore::open("/x").unwrap();
-    let reference = Reference::parse("a").unwrap();
-    let cb = |_p: Progress| {};
-    let g = async {
-        r.pull(&reference, &Credentials::Anonymous, &store, &cb)
-            .await
-    };
-    is_send(&g);
-    let h = async { d.pull("a", None, Credentials::Anonymous, tx).await };
-    is_send(&h);
 }

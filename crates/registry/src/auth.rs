@@ -190,7 +190,9 @@ pub(crate) fn response_challenges(res: &reqwest::Response) -> Vec<Challenge> {
 /// Reads at most `limit` bytes of a response body (for error messages).
 pub(crate) async fn read_capped(mut res: reqwest::Response, limit: usize) -> Vec<u8> {
     let mut out = Vec::new();
-    while let Ok(Some(chunk)) = res.chunk().await {
+    // An error body is only for the message: a registry trickling it gets a few seconds.
+    let deadline = tokio::time::Instant::now() + ERROR_BODY_TIME;
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, res.chunk()).await {
         let room = limit.saturating_sub(out.len());
         out.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if out.len() >= limit {
@@ -199,6 +201,9 @@ pub(crate) async fn read_capped(mut res: reqwest::Response, limit: usize) -> Vec
     }
     out
 }
+
+/// How long an error response's body is read for its message.
+const ERROR_BODY_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `GET url` with basic credentials: Ok on a 2xx, the registry's answer as the error otherwise.
 async fn get_with_basic(

@@ -216,6 +216,10 @@ impl ErrCtx {
     /// Maps a `reqwest` error: an error status becomes Unauthorized / NotFound, anything
     /// else is a transport failure.
     pub(crate) fn reqwest(&self, e: &reqwest::Error) -> RegistryError {
+        if e.is_redirect() {
+            // A redirect loop, too many hops, or a hop refused to keep credentials home.
+            return self.protocol(error_chain(e));
+        }
         match e.status() {
             Some(s) if s.as_u16() == 401 || s.as_u16() == 403 => self.unauthorized(),
             Some(s) if s.as_u16() == 404 => self.not_found(),
@@ -225,21 +229,11 @@ impl ErrCtx {
     }
 }
 
-/// Whether an `oci-client` failure is worth retrying: the connection failed or dropped, or
-/// the registry is overloaded (5xx, 429).
-pub(crate) fn oci_is_retryable(err: &OciDistributionError) -> bool {
-    match err {
-        OciDistributionError::RequestError(e) => reqwest_is_retryable(e),
-        OciDistributionError::IoError(_) => true,
-        OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
-        _ => false,
-    }
-}
-
 /// Whether a `reqwest` failure is worth retrying.
 pub(crate) fn reqwest_is_retryable(e: &reqwest::Error) -> bool {
     match e.status() {
         Some(s) => s.is_server_error() || s.as_u16() == 429,
+        None if e.is_redirect() => false,
         None => e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() || e.is_decode(),
     }
 }
@@ -344,16 +338,6 @@ mod tests {
             url: "u".into(),
         });
         assert!(e.is_unauthorized());
-        assert!(oci_is_retryable(&OciDistributionError::ServerError {
-            code: 503,
-            url: "u".into(),
-            message: String::new()
-        }));
-        assert!(!oci_is_retryable(&OciDistributionError::ServerError {
-            code: 404,
-            url: "u".into(),
-            message: String::new()
-        }));
     }
 
     #[test]

@@ -16,10 +16,14 @@
 //! `berthd --insecure-registry` ([`Registry::is_insecure`]); every other registry is HTTPS,
 //! with no fallback.
 //!
-//! The transfer itself uses `oci-client` 0.18 (token handshake, blob streams, uploads).
-//! Manifests are fetched with a plain `reqwest` request carrying the same token, because
-//! `oci-client`'s `pull_manifest_raw` neither exposes the `Content-Type` (needed to refuse
-//! documents whose `mediaType` contradicts it, CVE-2021-41190) nor bounds the body it buffers.
+//! The token handshake and uploads use `oci-client` 0.18. Manifests and blob downloads are
+//! plain `reqwest` requests carrying the same token, on Berth's own client: `oci-client`'s
+//! `pull_manifest_raw` neither exposes the `Content-Type` (needed to refuse documents whose
+//! `mediaType` contradicts it, CVE-2021-41190) nor bounds the body it buffers, and its client
+//! cannot be given a redirect policy. Berth's client follows at most [`MAX_REDIRECTS`]
+//! redirects and never one that would carry credentials to another host, and every request
+//! and body is under the stall timeout ([`Registry::with_stall_timeout`]). A pull commits
+//! nothing until every blob has arrived and been verified.
 
 mod auth;
 mod document;
@@ -42,8 +46,14 @@ use std::time::Duration;
 
 /// Connect timeout of every registry request.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest wait for the next bytes of a response.
-pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default stall timeout: a request whose response headers take longer, or a body that brings
+/// less than [`STALL_MIN_BYTES`] in this long, fails (and is retried like a dropped connection).
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The least a body must bring in each stall window (unless fewer bytes remain): a registry
+/// sending one byte a second makes no progress.
+pub const STALL_MIN_BYTES: u64 = 1024;
+/// Redirects followed for one request, at most.
+pub const MAX_REDIRECTS: usize = 5;
 /// `User-Agent` of every request.
 pub(crate) const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
 /// At most this many `oci-client` clients (one per protocol and credential set) are kept.
@@ -146,12 +156,15 @@ struct Inner {
     http_tls: OnceLock<Result<reqwest::Client, String>>,
     /// `(insecure, credentials fingerprint)` → client.
     oci: Mutex<HashMap<(bool, String), oci_client::Client>>,
+    /// The stall timeout (see [`DEFAULT_STALL_TIMEOUT`]).
+    stall: Duration,
 }
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("insecure", &self.inner.insecure)
+            .field("stall_timeout", &self.inner.stall)
             .finish_non_exhaustive()
     }
 }
@@ -160,6 +173,16 @@ impl Registry {
     /// A client with these settings. Building it does no I/O: HTTP clients are set up on
     /// first use.
     pub fn new(config: RegistryConfig) -> Self {
+        Self::with_stall_timeout(config, DEFAULT_STALL_TIMEOUT)
+    }
+
+    /// A client with these settings and this stall timeout: a request waits at most this long
+    /// for its response headers (redirects included), and a response body must bring at least
+    /// [`STALL_MIN_BYTES`] (or what remains of it) in every period this long. A stalled
+    /// download is retried like a dropped connection, then fails as
+    /// [`RegistryError::Transport`]. [`Registry::new`] uses [`DEFAULT_STALL_TIMEOUT`].
+    pub fn with_stall_timeout(config: RegistryConfig, stall: Duration) -> Self {
+        let stall = stall.max(Duration::from_millis(100));
         let insecure = config
             .insecure
             .iter()
@@ -172,6 +195,7 @@ impl Registry {
                 http_plain: OnceLock::new(),
                 http_tls: OnceLock::new(),
                 oci: Mutex::new(HashMap::new()),
+                stall,
             }),
         }
     }
@@ -243,8 +267,10 @@ impl Registry {
     /// and `v1+json`; an OCI or Docker config must say `architecture` `wasm`/`wasm32`
     /// ([`RegistryError::NotWasm`] otherwise). Layers of other types than tarballs and raw Wasm
     /// (in-toto, Spin data, ...) are not downloaded; they stay listed in the stored manifest.
-    /// Foreign-layer `urls` are never followed. The manifest is stored last, so a failed pull
-    /// leaves at most unreferenced blobs.
+    /// Foreign-layer `urls` are never followed. Every declared size is checked before a byte is
+    /// fetched (layers at most 16 GiB, at most 256 layers); a `Docker-Content-Digest` that
+    /// disagrees is refused. Blobs wait verified in ingest files and are committed only when
+    /// all have arrived, the manifest last: a failed pull stores nothing.
     pub async fn pull(
         &self,
         reference: &Reference,
@@ -301,6 +327,11 @@ impl Registry {
         push::push_wasm_artifact(self, reference, creds, wasm, file_name, component, progress).await
     }
 
+    /// The stall timeout.
+    pub(crate) fn stall_timeout(&self) -> Duration {
+        self.inner.stall
+    }
+
     /// The `reqwest` client and scheme for a host.
     pub(crate) fn http_for(
         &self,
@@ -315,7 +346,8 @@ impl Registry {
         let client = cell.get_or_init(|| {
             reqwest::Client::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
-                .read_timeout(READ_TIMEOUT)
+                .read_timeout(self.inner.stall)
+                .redirect(redirect_policy())
                 .user_agent(USER_AGENT)
                 .https_only(!insecure)
                 .build()
@@ -357,7 +389,7 @@ impl Registry {
             // Index selection is Berth's: indexes are never resolved by oci-client.
             platform_resolver: Some(Box::new(|_| None)),
             connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(READ_TIMEOUT),
+            read_timeout: Some(self.inner.stall),
             user_agent: USER_AGENT,
             max_concurrent_download: pull::MAX_PARALLEL,
             max_concurrent_upload: pull::MAX_PARALLEL,
@@ -381,6 +413,55 @@ impl Registry {
         }
         cache.insert(key, client.clone());
         Ok(client)
+    }
+}
+
+/// The redirect policy of Berth's own requests (manifests, blob downloads, login): at most
+/// [`MAX_REDIRECTS`] hops, and never a hop that would carry the first host's credentials to
+/// another origin.
+///
+/// reqwest 0.13 (through tower-http's `FollowRedirect`) rebuilds every hop from the original
+/// request's headers and drops `Authorization` only when the hop changes origin compared with
+/// the previous URL. After a first hop to another origin, a second hop within that origin would
+/// carry the original registry's `Authorization` again. Such a hop is refused.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let previous = attempt.previous();
+        if previous.len() > MAX_REDIRECTS {
+            let error = format!(
+                "too many redirects: more than {MAX_REDIRECTS}, the last to {}",
+                attempt.url()
+            );
+            return attempt.error(error);
+        }
+        if let (Some(first), Some(last)) = (previous.first(), previous.last())
+            && !same_origin(attempt.url(), first)
+            && same_origin(attempt.url(), last)
+            && !same_origin(last, first)
+        {
+            let error = format!(
+                "refusing a second redirect within {} (reached by a redirect from {}): it would carry the credentials meant for {}",
+                origin(last),
+                origin(first),
+                origin(first)
+            );
+            return attempt.error(error);
+        }
+        attempt.follow()
+    })
+}
+
+fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+fn origin(u: &reqwest::Url) -> String {
+    match (u.host_str(), u.port()) {
+        (Some(h), Some(p)) => format!("{}://{h}:{p}", u.scheme()),
+        (Some(h), None) => format!("{}://{h}", u.scheme()),
+        _ => u.scheme().to_string(),
     }
 }
 

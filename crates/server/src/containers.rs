@@ -32,9 +32,11 @@ pub async fn create(
         .into_response())
 }
 
-pub async fn list(State(d): State<AppState>, RawQuery(q): RawQuery) -> Response {
+pub async fn list(State(d): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let p = Params::parse(q.as_deref());
-    json(&d.list(p.bool("all")))
+    // Malformed filters are a 400 rather than silently ignored.
+    p.filters()?;
+    Ok(json(&d.list(p.bool("all"))))
 }
 
 pub async fn inspect(State(d): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {

@@ -219,6 +219,15 @@ pub async fn create(
         .ok_or_else(|| ApiError::bad_request("fromImage is required"))?
         .to_string();
     let tag = p.get("tag").map(str::to_string);
+    // A malformed reference is a 400 before the stream starts (as dockerd), not an in-band
+    // error after a 200.
+    let input = match tag.as_deref() {
+        Some(t) if t.starts_with("sha256:") => format!("{from}@{t}"),
+        Some(t) => format!("{from}:{t}"),
+        None => from.clone(),
+    };
+    berth_image::reference::Reference::parse(&input)
+        .map_err(|e| ApiError::bad_request(format!("invalid reference format: {e}")))?;
     let creds = registry_auth(&headers)?;
     Ok(spawn_with_stream(move |tx| async move {
         d.pull(&from, tag.as_deref(), creds, tx).await
@@ -304,7 +313,9 @@ pub async fn load(State(d): State<AppState>, req: Request) -> ApiResult<Response
     }))
 }
 
-/// Writes a request body to a temp file under the data root, up to [`MAX_BUILD_CONTEXT`].
+/// Writes a request body to a temp file under the data root, up to [`MAX_BUILD_CONTEXT`],
+/// one chunk at a time: memory use does not grow with the body. The file is removed on every
+/// error (the `NamedTempFile` is dropped).
 async fn spool_body(d: &AppState, req: Request) -> ApiResult<tempfile::NamedTempFile> {
     let internal = |e: std::io::Error| {
         ApiError::new(
@@ -312,6 +323,18 @@ async fn spool_body(d: &AppState, req: Request) -> ApiResult<tempfile::NamedTemp
             format!("spooling request body: {e}"),
         )
     };
+    // A declared length over the limit is refused before anything is written.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BUILD_CONTEXT) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {MAX_BUILD_CONTEXT} bytes"),
+        ));
+    }
     let spool = tempfile::NamedTempFile::new_in(d.data_root()).map_err(internal)?;
     let mut file = spool.reopen().map_err(internal)?;
     let mut body = req.into_body().into_data_stream();

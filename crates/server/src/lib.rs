@@ -5,7 +5,10 @@
 //!   directly; a `/v1.NN` prefix is stripped before routing and never rejected.
 //! - [`error`] is the one place where errors become statuses and `{"message"}` bodies.
 //! - [`unsupported`] answers swarm, plugins, exec, events, ... with clear errors.
-//! - [`listen`] binds unix sockets with the right permissions and serves until shutdown.
+//! - [`listen`] binds unix sockets with the right permissions, serves them and TCP listeners
+//!   (mutual TLS only, [`tls`]) until shutdown, with a header read timeout on every connection.
+//! - Requests a browser made (an `Origin` or `Sec-Fetch-*` header) are refused with 403 on
+//!   every route, so a web page cannot drive the daemon (CSRF, DNS rebinding).
 
 pub mod containers;
 pub mod error;
@@ -13,6 +16,7 @@ pub mod images;
 pub mod listen;
 pub mod objects;
 pub mod params;
+pub mod tls;
 pub mod unsupported;
 
 use axum::Router;
@@ -132,6 +136,29 @@ async fn common_headers(req: Request, next: axum::middleware::Next) -> Response 
     resp
 }
 
+/// Refuses any request a web browser made: browsers add `Origin` to cross-origin and
+/// state-changing requests and `Sec-Fetch-*` to all of them (Docker clients send neither).
+/// A page on another site (CSRF) or a DNS-rebound name pointing at the daemon then gets a 403
+/// before any handler runs or any body is read.
+async fn refuse_browsers(req: Request, next: axum::middleware::Next) -> Response {
+    let h = req.headers();
+    let browser =
+        h.contains_key(header::ORIGIN) || h.keys().any(|k| k.as_str().starts_with("sec-fetch-"));
+    if browser {
+        tracing::warn!(
+            origin = ?h.get(header::ORIGIN),
+            path = %req.uri().path(),
+            "refused a request from a web browser"
+        );
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "requests from web browsers (with an Origin or Sec-Fetch header) are not allowed",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
 /// The API router, before version-prefix stripping.
 fn routes(daemon: AppState) -> Router {
     use containers as c;
@@ -185,6 +212,7 @@ fn routes(daemon: AppState) -> Router {
     unsupported::add_routes(api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn(refuse_browsers))
         .layer(axum::middleware::from_fn(common_headers))
         .with_state(daemon)
 }

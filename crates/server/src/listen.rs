@@ -1,19 +1,29 @@
 //! Listeners: unix sockets created with mode 0600 (0660 with a group) and no window in which
-//! they are more open, served until shutdown.
+//! they are more open, and TCP sockets behind mutual TLS, served until shutdown. Every
+//! connection has [`ServeOptions::header_read_timeout`] to send each request head (and TCP
+//! ones [`ServeOptions::tls_handshake_timeout`] to finish the handshake), so idle or
+//! slowloris clients cannot hold connections open.
 
 use crate::AppState;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Where berthd listens, parsed from `-H`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
     Unix(PathBuf),
+    /// `HOST:PORT`, served only with mutual TLS (see [`require_tls`]).
+    Tcp(String),
 }
 
+/// dockerd's port for TLS listeners, used when `tcp://HOST` names none.
+pub const DEFAULT_TLS_PORT: u16 = 2376;
+
 impl Host {
-    /// Parses `unix:///path`. TCP needs mutual TLS, which berthd does not offer yet, so it is
-    /// refused with an explanation rather than served without authentication.
+    /// Parses `unix:///path` or `tcp://HOST[:PORT]` (`http://` is taken as `tcp://`). Whether a
+    /// TCP address may be served is decided by [`require_tls`].
     pub fn parse(s: &str) -> Result<Self, String> {
         if let Some(path) = s.strip_prefix("unix://") {
             if !path.starts_with('/') {
@@ -23,14 +33,42 @@ impl Host {
             }
             return Ok(Self::Unix(PathBuf::from(path)));
         }
-        if s.starts_with("tcp://") || s.starts_with("http://") {
-            return Err(format!(
-                "{s}: TCP listeners need mutual TLS, which this berthd does not support yet; use a unix socket (forward it over SSH for remote use)"
-            ));
+        if let Some(addr) = s
+            .strip_prefix("tcp://")
+            .or_else(|| s.strip_prefix("http://"))
+        {
+            let addr = addr.trim_end_matches('/');
+            if addr.is_empty() || addr.contains('/') || addr.starts_with(':') {
+                return Err(format!("{s}: invalid TCP address; use tcp://HOST:PORT"));
+            }
+            let has_port = if addr.starts_with('[') {
+                addr.contains("]:")
+            } else {
+                addr.contains(':')
+            };
+            return Ok(Self::Tcp(if has_port {
+                addr.to_string()
+            } else {
+                format!("{addr}:{DEFAULT_TLS_PORT}")
+            }));
         }
         Err(format!(
-            "{s}: unsupported address; use unix:///path/to/berth.sock"
+            "{s}: unsupported address; use unix:///path/to/berth.sock or tcp://HOST:PORT with --tlsverify"
         ))
+    }
+}
+
+/// TCP listeners are served only with mutual TLS: anyone who can reach an unauthenticated TCP
+/// port owns the daemon. Refuses the first TCP host when `tls` is `None`.
+pub fn require_tls(hosts: &[Host], tls: Option<&crate::tls::TlsFiles>) -> Result<(), String> {
+    if tls.is_some() {
+        return Ok(());
+    }
+    match hosts.iter().find(|h| matches!(h, Host::Tcp(_))) {
+        Some(Host::Tcp(addr)) => Err(format!(
+            "tcp://{addr}: TCP listeners need mutual TLS: start berthd with --tlsverify --tlscacert CA --tlscert CERT --tlskey KEY, or use a unix socket (forward it over SSH for remote use)"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -104,16 +142,229 @@ pub fn group_id(name: &str) -> io::Result<u32> {
     Ok(unsafe { (*grp).gr_gid })
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// How connections are held to account.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Time a client has to send a complete request head (also the idle time allowed between
+    /// requests on a kept-alive connection). A slowloris client is dropped after it.
+    pub header_read_timeout: Duration,
+    /// Time a TCP client has to complete the TLS handshake.
+    pub tls_handshake_timeout: Duration,
+}
+
+/// Default of [`ServeOptions::header_read_timeout`] and
+/// [`ServeOptions::tls_handshake_timeout`].
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: CLIENT_TIMEOUT,
+            tls_handshake_timeout: CLIENT_TIMEOUT,
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, with the default [`ServeOptions`].
 pub async fn serve(
     daemon: AppState,
     listener: tokio::net::UnixListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    serve_unix(daemon, listener, ServeOptions::default(), shutdown).await
+}
+
+/// Serves the API on a unix socket until `shutdown` resolves; then stops accepting, lets
+/// requests in progress finish and returns when every connection is closed.
+pub async fn serve_unix(
+    daemon: AppState,
+    listener: tokio::net::UnixListener,
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let app = crate::router(daemon);
-    axum::serve(listener, axum::ServiceExt::into_make_service(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let conns = Connections::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+        };
+        tokio::spawn(serve_conn(app.clone(), stream, opts, conns.tracker()));
+    }
+    drop(listener);
+    conns.close().await;
+    Ok(())
+}
+
+/// Serves the API over TLS on a TCP listener until `shutdown` resolves. Each connection must
+/// complete the handshake (with a client certificate the `tls` config accepts) within
+/// [`ServeOptions::tls_handshake_timeout`] before any HTTP is read.
+pub async fn serve_tls(
+    daemon: AppState,
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let app = crate::router(daemon);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let conns = Connections::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (mut stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let (app, acceptor, tracker) = (app.clone(), acceptor.clone(), conns.tracker());
+        tokio::spawn(async move {
+            let handshake = async {
+                if refuse_plain_http(&mut stream).await {
+                    return Err(io::Error::other("plain HTTP request on the TLS listener"));
+                }
+                acceptor.accept(stream).await
+            };
+            match tokio::time::timeout(opts.tls_handshake_timeout, handshake).await {
+                Ok(Ok(tls)) => serve_conn(app, tls, opts, tracker).await,
+                Ok(Err(e)) => tracing::warn!(%peer, error = %e, "TLS handshake refused"),
+                Err(_) => tracing::warn!(%peer, "TLS handshake timed out"),
+            }
+        });
+    }
+    drop(listener);
+    conns.close().await;
+    Ok(())
+}
+
+/// A client speaking plain HTTP to the TLS port (a forgotten `--tlsverify`) gets a `400`
+/// saying so, as Go servers answer, instead of a TLS alert it cannot read; nothing it sent
+/// is processed. Returns whether that happened.
+async fn refuse_plain_http(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut first = [0u8; 1];
+    // A TLS connection starts with a handshake record (0x16); HTTP with an upper-case method.
+    if !matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_uppercase()) {
+        return false;
+    }
+    let body = br#"{"message":"client sent a plain HTTP request to a TLS listener: use --tlsverify with a client certificate (or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)"}"#;
+    let head = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body).await;
+    let _ = stream.shutdown().await;
+    // Drain what the client sent so that closing does not reset the connection before it
+    // reads the answer (bounded by the handshake timeout around this).
+    let mut sink = [0u8; 4096];
+    let mut total = 0usize;
+    while let Ok(n) = stream.read(&mut sink).await {
+        total += n;
+        if n == 0 || total > 64 * 1024 {
+            break;
+        }
+    }
+    true
+}
+
+/// An accept error (EMFILE, ECONNABORTED, ...) is not fatal: wait a little so that a full
+/// file table does not turn the loop into a busy spin, then accept again.
+async fn accept_failed(e: io::Error) {
+    tracing::warn!(error = %e, "accepting a connection failed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// The connections of one listener: told when to shut down, and counted so that the
+/// listener's task ends only after its last connection.
+struct Connections {
+    stop: tokio::sync::watch::Sender<bool>,
+    alive: tokio::sync::mpsc::Sender<()>,
+    done: tokio::sync::mpsc::Receiver<()>,
+}
+
+struct Tracker {
+    stop: tokio::sync::watch::Receiver<bool>,
+    _alive: tokio::sync::mpsc::Sender<()>,
+}
+
+impl Connections {
+    fn new() -> Self {
+        let (alive, done) = tokio::sync::mpsc::channel(1);
+        Self {
+            stop: tokio::sync::watch::channel(false).0,
+            alive,
+            done,
+        }
+    }
+
+    fn tracker(&self) -> Tracker {
+        Tracker {
+            stop: self.stop.subscribe(),
+            _alive: self.alive.clone(),
+        }
+    }
+
+    /// Asks every connection to finish its current request and close, and waits for them.
+    async fn close(self) {
+        let Self {
+            stop,
+            alive,
+            mut done,
+        } = self;
+        let _ = stop.send(true);
+        drop(alive);
+        // `None` once every tracker (connection) is gone.
+        let _ = done.recv().await;
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades, for attach) on one connection.
+async fn serve_conn<I, S>(app: S, io: I, opts: ServeOptions, mut tracker: Tracker)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    use tower::ServiceExt;
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        app.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(opts.header_read_timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "API connection ended");
+            }
+            return;
+        }
+        _ = tracker.stop.wait_for(|s| *s) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
 }
 
 #[cfg(test)]
@@ -142,9 +393,42 @@ mod tests {
             Host::Unix("/tmp/b.sock".into())
         );
         assert!(Host::parse("unix://relative.sock").is_err());
-        let e = Host::parse("tcp://0.0.0.0:2375").unwrap_err();
-        assert!(e.contains("mutual TLS"), "{e}");
+        assert_eq!(
+            Host::parse("tcp://0.0.0.0:2375").unwrap(),
+            Host::Tcp("0.0.0.0:2375".into())
+        );
+        assert_eq!(
+            Host::parse("tcp://localhost").unwrap(),
+            Host::Tcp("localhost:2376".into())
+        );
+        assert_eq!(
+            Host::parse("http://[::1]/").unwrap(),
+            Host::Tcp("[::1]:2376".into())
+        );
+        assert_eq!(
+            Host::parse("tcp://[::1]:9").unwrap(),
+            Host::Tcp("[::1]:9".into())
+        );
+        assert!(Host::parse("tcp://").is_err());
+        assert!(Host::parse("tcp://:2375").is_err());
+        assert!(Host::parse("tcp://a:1/path").is_err());
         assert!(Host::parse("ftp://x").is_err());
+    }
+
+    #[test]
+    fn tcp_needs_tls() {
+        let unix = Host::parse("unix:///tmp/b.sock").unwrap();
+        let tcp = Host::parse("tcp://0.0.0.0:2375").unwrap();
+        assert!(require_tls(std::slice::from_ref(&unix), None).is_ok());
+        let e = require_tls(&[unix.clone(), tcp.clone()], None).unwrap_err();
+        assert!(e.contains("mutual TLS") && e.contains("--tlsverify"), "{e}");
+        assert!(e.starts_with("tcp://0.0.0.0:2375"), "{e}");
+        let files = crate::tls::TlsFiles {
+            ca: "ca.pem".into(),
+            cert: "cert.pem".into(),
+            key: "key.pem".into(),
+        };
+        assert!(require_tls(&[unix, tcp], Some(&files)).is_ok());
     }
 
     #[tokio::test]

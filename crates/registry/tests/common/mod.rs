@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod liar;
+
 use berth_image::digest::Digest;
 use berth_image::store::ContentStore;
 use berth_registry::Progress;
