@@ -54,6 +54,7 @@ fn spec(args: &[&str]) -> RunSpec {
         output: Arc::new(Discard),
         memory_limit: None,
         cpus: None,
+        requested_at: None,
     }
 }
 

@@ -307,3 +307,35 @@ fn a_killed_daemon_marks_running_containers_exited_and_refuses_corrupt_state() {
     assert!(!status.success());
     assert!(stderr.contains(&state.display().to_string()), "{stderr}");
 }
+
+#[test]
+fn berth_stats_count_creates_and_guest_entries() {
+    let d = Daemon::start();
+    d.build_example("hello", "hello:1");
+    let stats = |query: &str| -> serde_json::Value {
+        let out = std::process::Command::new("curl")
+            .args(["-sf", "--unix-socket"])
+            .arg(d.socket())
+            .arg(format!("http://berth/berth/stats{query}"))
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    for _ in 0..3 {
+        d.berth(&["run", "--rm", "hello:1"]).ok();
+    }
+    d.berth(&["create", "--name", "idle", "hello:1"]).ok();
+    let s = stats("?reset=1");
+    assert_eq!(s["create"]["count"], 4, "{s}");
+    assert_eq!(s["start_to_entry"]["count"], 3, "{s}");
+    let p = &s["start_to_entry"];
+    assert!(p["p50_us"].as_u64() <= p["p99_us"].as_u64(), "{s}");
+    assert!(p["p99_us"].as_u64() <= p["max_us"].as_u64(), "{s}");
+    // Reset: nothing until the next run.
+    let s = stats("");
+    assert!(
+        s["create"].is_null() && s["start_to_entry"].is_null(),
+        "{s}"
+    );
+}

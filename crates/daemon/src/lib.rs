@@ -238,6 +238,8 @@ pub struct Daemon {
     networks: networks::NetworkStore,
     /// Serialises host-port allocation between concurrent starts.
     port_lock: Mutex<()>,
+    /// `create` request to container committed, for `/berth/stats`.
+    create_latency: berth_runtime::latency::LatencyRecorder,
     /// Set by [`Daemon::shutdown`]: exits no longer trigger restart policies.
     shutting_down: AtomicBool,
     /// Pulls in progress, by reference: a second pull of the same image joins the first.
@@ -286,6 +288,7 @@ impl Daemon {
             volumes,
             networks,
             port_lock: Mutex::new(()),
+            create_latency: Default::default(),
             shutting_down: AtomicBool::new(false),
             pulls: Default::default(),
             root,
@@ -562,6 +565,7 @@ impl Daemon {
         req: api::ContainerCreateRequest,
         name: Option<String>,
     ) -> Result<(ContainerId, Vec<String>)> {
+        let requested_at = std::time::Instant::now();
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
                 let n = container::validate_name(&n)?;
@@ -769,6 +773,7 @@ impl Daemon {
             map.insert(id.clone(), container);
         }
         tracing::debug!(%id, %name, "container created");
+        self.create_latency.record(requested_at.elapsed());
         Ok((id, Vec::new()))
     }
 
@@ -860,6 +865,20 @@ impl Daemon {
         format!("berth_{}", &ContainerId::generate().as_str()[..12])
     }
 
+    /// `GET /berth/stats`: create latency and start-to-guest-entry latency percentiles over
+    /// the last samples; `reset` forgets them after reading.
+    pub fn stats(&self, reset: bool) -> serde_json::Value {
+        let out = serde_json::json!({
+            "create": self.create_latency.percentiles(),
+            "start_to_entry": self.runtime.entry_latency().percentiles(),
+        });
+        if reset {
+            self.create_latency.clear();
+            self.runtime.entry_latency().clear();
+        }
+        out
+    }
+
     /// `POST /containers/{id}/start`.
     pub async fn start(self: &Arc<Self>, key: &str) -> Result<()> {
         let c = self.container(key)?;
@@ -869,6 +888,7 @@ impl Daemon {
     /// Starts a container. A policy start that is no longer the pending restart (cancelled by
     /// `stop`, `kill` or `rm -f`) does nothing.
     async fn start_container(self: &Arc<Self>, c: &Arc<Container>, kind: StartKind) -> Result<()> {
+        let requested_at = std::time::Instant::now();
         let key = c.spec.id.as_str();
         let prepared = self.runtime.prepare(&c.spec.wasm)?;
         let egress = Self::egress_policy(&c.spec.allow_outbound).await?;
@@ -958,6 +978,7 @@ impl Daemon {
             output: Arc::new(LogSink(c.clone())),
             memory_limit: c.spec.memory.map(|m| m as usize),
             cpus: c.spec.nano_cpus.map(|n| n as f64 / 1e9),
+            requested_at: Some(requested_at),
         };
         let runtime = self.runtime.clone();
         let this = self.clone();

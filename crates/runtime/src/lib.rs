@@ -18,6 +18,7 @@
 //! guest never stalls the daemon or its neighbours.
 
 mod http;
+pub mod latency;
 pub mod net;
 mod output;
 pub mod policy;
@@ -190,6 +191,9 @@ pub struct RunSpec {
     pub output: Arc<dyn OutputSink>,
     /// Cap on all linear memories together, in bytes.
     pub memory_limit: Option<usize>,
+    /// When the daemon was asked to start this guest; the time from it to the guest's entry
+    /// point is recorded in [`Runtime::entry_latency`].
+    pub requested_at: Option<std::time::Instant>,
     /// `--cpus`: CPU time the guest may use per second of wall time (1.5 = one and a half
     /// CPUs). `None`: no cap beyond fair scheduling.
     pub cpus: Option<f64>,
@@ -335,6 +339,7 @@ pub struct Runtime {
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     pooling: bool,
     net: Arc<NetRegistry>,
+    entry_latency: latency::LatencyRecorder,
 }
 
 impl Runtime {
@@ -386,6 +391,7 @@ impl Runtime {
             prepared: Mutex::new(HashMap::new()),
             pooling,
             net: NetRegistry::new(),
+            entry_latency: latency::LatencyRecorder::default(),
         }))
     }
 
@@ -496,6 +502,17 @@ impl Runtime {
         Ok(prepared)
     }
 
+    /// Start request to guest entry point (`_start` / `wasi:cli/run`), for `/berth/stats`.
+    pub fn entry_latency(&self) -> &latency::LatencyRecorder {
+        &self.entry_latency
+    }
+
+    fn entered(&self, requested_at: Option<std::time::Instant>) {
+        if let Some(t) = requested_at {
+            self.entry_latency.record(t.elapsed());
+        }
+    }
+
     /// Forgets the in-memory preparation of a digest (e.g. when its image is removed).
     pub fn forget(&self, digest_hex: &str) {
         self.prepared
@@ -514,6 +531,7 @@ impl Runtime {
             ..Limits::default()
         };
         let cpus = spec.cpus;
+        let requested_at = spec.requested_at;
         let stdin = spec.stdin.take();
         let mut builder = match wasi_builder(&spec) {
             Ok(b) => b,
@@ -533,6 +551,7 @@ impl Runtime {
                 let result = async {
                     let instance = pre.instantiate_async(&mut store).await?;
                     let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                    self.entered(requested_at);
                     start.call_async(&mut store, ()).await
                 }
                 .await;
@@ -545,6 +564,7 @@ impl Runtime {
                 arm_epochs(&mut store, cpus);
                 let result = async {
                     let command = pre.instantiate_async(&mut store).await?;
+                    self.entered(requested_at);
                     command.wasi_cli_run().call_run(&mut store).await
                 }
                 .await;

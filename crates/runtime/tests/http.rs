@@ -131,6 +131,7 @@ fn spec(network: Option<ContainerNet>, output: Arc<Collect>) -> RunSpec {
         output,
         memory_limit: Some(64 * 1024 * 1024),
         cpus: None,
+        requested_at: None,
     }
 }
 

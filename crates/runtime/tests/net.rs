@@ -148,6 +148,7 @@ fn run(net: Option<ContainerNet>, hostname: &str, args: &[&str]) -> Container {
         output: out.clone(),
         memory_limit: None,
         cpus: None,
+        requested_at: None,
     };
     let runtime = s.runtime.clone();
     let probe = s.probe.clone();

@@ -105,6 +105,14 @@ async fn version(State(d): State<AppState>) -> Response {
     json(&d.version())
 }
 
+/// Berth's own endpoint (not Docker's): latency percentiles for benchmarks.
+async fn berth_stats(
+    State(d): State<AppState>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> Response {
+    json(&d.stats(params::Params::parse(q.as_deref()).bool("reset")))
+}
+
 async fn info(State(d): State<AppState>) -> Response {
     json(&d.info())
 }
@@ -166,6 +174,7 @@ fn routes(daemon: AppState) -> Router {
         .route("/_ping", get(ping).head(ping))
         .route("/version", get(version))
         .route("/info", get(info))
+        .route("/berth/stats", get(berth_stats))
         .route("/containers/create", post(c::create))
         .route("/containers/json", get(c::list))
         .route("/containers/{id}/json", get(c::inspect))
