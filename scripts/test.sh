@@ -19,8 +19,17 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 ./scripts/build-examples.sh
 cargo build --bins --quiet
+# The criterion benchmarks are compiled, never run, in CI (timings belong in docs/benchmarks.md).
+cargo bench --no-run --quiet
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --all-targets --no-fail-fast "$@"
 else
     cargo test --workspace --all-targets --no-fail-fast "$@"
+fi
+# Fuzz targets (cargo-fuzz needs a nightly toolchain): built, then run briefly each. Their
+# past findings are replayed on stable by crates/image/tests/fuzz_regressions.rs above.
+if [ $# -eq 0 ] && rustup run nightly rustc --version >/dev/null 2>&1; then
+    ./scripts/fuzz.sh "${BERTH_FUZZ_SECONDS:-10}"
+elif [ $# -eq 0 ]; then
+    echo "test: fuzz targets skipped: no nightly toolchain (rustup toolchain install nightly)"
 fi

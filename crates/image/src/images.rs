@@ -601,7 +601,7 @@ mod tests {
         images.tag(&r, &m).unwrap();
         let img = images.resolve("hello:1").unwrap();
         assert_eq!(img.manifest_digest, m);
-        assert_eq!(images.resolve(&img.id.to_string()).unwrap().id, img.id);
+        assert_eq!(images.resolve(img.id.as_str()).unwrap().id, img.id);
         assert_eq!(images.resolve(&img.id.hex()[..6]).unwrap().id, img.id);
         assert!(matches!(
             images.resolve("nope:1"),

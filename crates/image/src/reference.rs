@@ -310,8 +310,19 @@ impl Reference {
     }
 
     /// The repository as Docker prints it: `hello`, `myuser/app`, `localhost:5000/app`.
+    ///
+    /// A Docker Hub path whose first component would read as a registry (`docker.io/ghcr.io/x`,
+    /// `docker.io/localhost/x`) keeps its `docker.io/`: without it the name would print as, and
+    /// parse back to, an image on another registry (found by fuzzing; Docker prints these
+    /// ambiguously).
     pub fn familiar_repository(&self) -> String {
+        let looks_like_domain =
+            |first: &str| first.contains('.') || first.contains(':') || first == "localhost";
         if self.domain == DEFAULT_DOMAIN {
+            let first = self.path.split('/').next().unwrap_or_default();
+            if self.path.contains('/') && looks_like_domain(first) {
+                return self.repository();
+            }
             match self.path.strip_prefix(OFFICIAL_REPO_PREFIX) {
                 Some(rest) if !rest.contains('/') => rest.to_string(),
                 _ => self.path.clone(),

@@ -9,7 +9,14 @@
 //!   sockets are skipped; setuid, setgid and sticky bits are dropped; ownership is ignored;
 //! - an existing entry is removed before a new one is created at its path
 //!   (RUSTSEC-2018-0002); whiteouts (`.wh.name`, `.wh..wh..opq`) remove lower content;
-//! - entry count and unpacked bytes are bounded.
+//! - entry count and entry data bytes are bounded, and so are the headers of one entry
+//!   (PAX records and GNU long names: [`MAX_EXTENSION_BYTES`]), so that neither a
+//!   decompression bomb nor a huge PAX record can fill the disk or the daemon's memory;
+//! - ambiguous archives are refused: malformed PAX records, repeated `size`/`path`/`linkpath`
+//!   records, a PAX `size` that disagrees with a nonzero header size, and global PAX headers
+//!   that set those keys (parsers disagree about them: CVE-2026-33055, TARmageddon);
+//! - zstd layers (and zstd or xz data under a tar media type) are refused with a clear
+//!   error; Berth unpacks plain and gzip tarballs only.
 //!
 //! Snapshots (`snapshots/<chain-id>`) are unpacked once into a temp directory, checked against
 //! the config's `diff_ids`, and renamed into place. Containers get a copy of their snapshot.
@@ -28,6 +35,12 @@ pub const MAX_LAYER_ENTRIES: u64 = 1_000_000;
 pub const MAX_UNPACKED_BYTES: u64 = 16 * 1024 * 1024 * 1024;
 /// Longest entry name accepted.
 pub const MAX_PATH_LEN: usize = 4096;
+/// Most bytes of headers one entry may have: its header blocks, PAX records and GNU long
+/// name/link data. The tar parser holds extension data in memory, so this bounds memory.
+pub const MAX_EXTENSION_BYTES: u64 = 1024 * 1024;
+/// Most bytes a layer stream may carry after the end of its tar archive (tar writers pad
+/// to 10 KiB records; anything much longer is a decompression bomb in the padding).
+pub const MAX_TRAILER_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
@@ -37,6 +50,14 @@ pub enum UnpackError {
     TooManyEntries(u64),
     #[error("layer unpacks to more than {0} bytes")]
     TooLarge(u64),
+    #[error("layer entry headers (PAX records, GNU long names) exceed {0} bytes")]
+    HeaderTooLarge(u64),
+    #[error("layer is not a valid tar archive: {0}")]
+    Malformed(String),
+    #[error(
+        "layer is compressed with {0}, which Berth cannot unpack (only gzip and uncompressed tar layers are supported)"
+    )]
+    UnsupportedCompression(&'static str),
     #[error("layer {layer} does not match its diff_id: expected {expected}, got {actual}")]
     DiffIdMismatch {
         layer: Digest,
@@ -192,25 +213,173 @@ pub fn apply_tar(root: &Dir, reader: impl Read) -> Result<UnpackStats, UnpackErr
     apply_tar_with(root, reader, Limits::default())
 }
 
+/// Why the layer stream itself was refused (carried inside an `io::Error` through the tar
+/// parser, then turned back into an [`UnpackError`]).
+#[derive(Debug)]
+enum StreamRefusal {
+    /// The headers of one entry went over [`MAX_EXTENSION_BYTES`].
+    Headers,
+    /// The data is compressed with an unsupported algorithm.
+    Compression(&'static str),
+}
+
+impl std::fmt::Display for StreamRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Headers => write!(f, "entry headers exceed {MAX_EXTENSION_BYTES} bytes"),
+            Self::Compression(c) => write!(f, "{c}-compressed layers are not supported"),
+        }
+    }
+}
+
+impl std::error::Error for StreamRefusal {}
+
+/// Turns an error reading the layer stream into an [`UnpackError`].
+fn stream_error(e: io::Error) -> UnpackError {
+    match e.get_ref().and_then(|i| i.downcast_ref::<StreamRefusal>()) {
+        Some(StreamRefusal::Headers) => UnpackError::HeaderTooLarge(MAX_EXTENSION_BYTES),
+        Some(StreamRefusal::Compression(c)) => UnpackError::UnsupportedCompression(c),
+        None => UnpackError::Malformed(e.to_string()),
+    }
+}
+
+/// Sits between the tar parser and the stream and bounds how much the parser may read before
+/// it hands out the next entry. The unpack loop sets the allowance for each entry (its data,
+/// already checked against [`Limits`], plus [`MAX_EXTENSION_BYTES`] for the next headers), so
+/// a PAX record or GNU long name the parser would buffer in memory cannot be larger than that.
+struct BoundedStream<R> {
+    inner: R,
+    allowance: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for BoundedStream<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.allowance.get();
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if left == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                StreamRefusal::Headers,
+            ));
+        }
+        let max = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        let n = self.inner.read(&mut buf[..max])?;
+        self.allowance.set(left - n as u64);
+        Ok(n)
+    }
+}
+
+/// Refuses ambiguous PAX headers: records tar parsers disagree about (CVE-2026-33055,
+/// CVE-2025-62518). `global` is a `g` header, whose keys tar-rs ignores but others apply.
+fn check_pax(
+    raw: &Path,
+    pax: Option<tar::PaxExtensions<'_>>,
+    header_size: u64,
+    global: bool,
+) -> Result<(), UnpackError> {
+    let unsafe_entry = |reason| UnpackError::UnsafeEntry {
+        path: raw.display().to_string(),
+        reason,
+    };
+    let Some(pax) = pax else { return Ok(()) };
+    let (mut size, mut path, mut link) = (None, false, false);
+    for ext in pax {
+        let ext = ext.map_err(|_| unsafe_entry("malformed PAX record"))?;
+        let key = ext
+            .key()
+            .map_err(|_| unsafe_entry("PAX key is not UTF-8"))?;
+        if !matches!(key, "size" | "path" | "linkpath") {
+            continue;
+        }
+        if global {
+            return Err(unsafe_entry(
+                "global PAX header sets size, path or linkpath (parsers disagree on it)",
+            ));
+        }
+        let repeated = match key {
+            "size" => {
+                let value = ext
+                    .value()
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| unsafe_entry("PAX size is not a number"))?;
+                size.replace(value).is_some()
+            }
+            "path" => std::mem::replace(&mut path, true),
+            _ => std::mem::replace(&mut link, true),
+        };
+        if repeated {
+            return Err(unsafe_entry("PAX record repeated for one entry"));
+        }
+    }
+    if let Some(size) = size
+        && header_size != 0
+        && size != header_size
+    {
+        return Err(unsafe_entry("PAX size disagrees with the header size"));
+    }
+    Ok(())
+}
+
+/// Copies an entry's data to `file`: read errors are the layer's fault, write errors ours.
+fn copy_data(
+    entry: &mut impl Read,
+    file: &mut impl io::Write,
+    path: &Path,
+) -> Result<(), UnpackError> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match entry.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(stream_error(e)),
+        };
+        file.write_all(&buf[..n]).map_err(io_at(path))?;
+    }
+}
+
 /// Applies one uncompressed tar stream onto `root`, within `limits`.
+///
+/// Entry data counts against `limits.bytes` whether the entry is written or skipped, so that
+/// a layer cannot make the daemon decompress unbounded data it then throws away.
 pub fn apply_tar_with(
     root: &Dir,
     reader: impl Read,
     limits: Limits,
 ) -> Result<UnpackStats, UnpackError> {
-    let mut archive = tar::Archive::new(reader);
+    let allowance = std::rc::Rc::new(std::cell::Cell::new(MAX_EXTENSION_BYTES));
+    let mut archive = tar::Archive::new(BoundedStream {
+        inner: reader,
+        allowance: allowance.clone(),
+    });
     let mut stats = UnpackStats::default();
-    let entries = archive.entries().map_err(io_at(Path::new("<archive>")))?;
+    let entries = archive.entries().map_err(stream_error)?;
     for entry in entries {
-        let mut entry = entry.map_err(io_at(Path::new("<archive>")))?;
+        let mut entry = entry.map_err(stream_error)?;
         stats.entries += 1;
         if stats.entries > limits.entries {
             return Err(UnpackError::TooManyEntries(limits.entries));
         }
-        let raw = entry
-            .path()
-            .map_err(io_at(Path::new("<entry>")))?
-            .into_owned();
+        // Everything the parser reads until it hands out the next entry: this entry's data
+        // (which the parser skips if it is not read here), its padding and the next headers.
+        let header_size = entry.header().entry_size().map_err(stream_error)?;
+        let data = entry.size().max(header_size);
+        stats.bytes = stats.bytes.saturating_add(data);
+        if stats.bytes > limits.bytes {
+            return Err(UnpackError::TooLarge(limits.bytes));
+        }
+        allowance.set(data.saturating_add(511).saturating_add(MAX_EXTENSION_BYTES));
+        let raw = entry.path().map_err(stream_error)?.into_owned();
+        let kind = entry.header().entry_type();
+        let global = kind == tar::EntryType::XGlobalHeader;
+        if global && data > MAX_EXTENSION_BYTES {
+            return Err(UnpackError::HeaderTooLarge(MAX_EXTENSION_BYTES));
+        }
+        let pax = entry.pax_extensions().map_err(stream_error)?;
+        check_pax(&raw, pax, header_size, global)?;
         let path = clean_entry_path(&raw)?;
         if path.as_os_str().is_empty() {
             continue; // the root itself
@@ -218,8 +387,7 @@ pub fn apply_tar_with(
         let file_name = path
             .file_name()
             .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
+            .unwrap_or_default();
         let at = io_at(&path);
         // Whiteouts remove content of lower layers.
         if let Some(hidden) = file_name.strip_prefix(".wh.") {
@@ -247,7 +415,6 @@ pub fn apply_tar_with(
             continue;
         }
         let header = entry.header();
-        let kind = header.entry_type();
         let mode = header.mode().unwrap_or(0o644);
         match kind {
             tar::EntryType::Directory => {
@@ -273,19 +440,15 @@ pub fn apply_tar_with(
                     .open_with(&path, OpenOptions::new().write(true).create_new(true))
                     .map_err(io_at(&path))?;
                 let size = entry.size();
-                stats.bytes = stats.bytes.saturating_add(size);
-                if stats.bytes > limits.bytes {
-                    return Err(UnpackError::TooLarge(limits.bytes));
-                }
-                io::copy(&mut (&mut entry).take(size), &mut file).map_err(io_at(&path))?;
+                copy_data(&mut (&mut entry).take(size), &mut file, &path)?;
                 file.set_permissions(mode_perms(mode, false))
                     .map_err(io_at(&path))?;
             }
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name()
-                    .map_err(io_at(&path))?
-                    .ok_or(UnpackError::UnsafeEntry {
+                    .map_err(stream_error)?
+                    .ok_or_else(|| UnpackError::UnsafeEntry {
                         path: raw.display().to_string(),
                         reason: "symlink without a target",
                     })?
@@ -295,14 +458,12 @@ pub fn apply_tar_with(
                 symlink_in(root, &target, &path).map_err(io_at(&path))?;
             }
             tar::EntryType::Link => {
-                let target =
-                    entry
-                        .link_name()
-                        .map_err(io_at(&path))?
-                        .ok_or(UnpackError::UnsafeEntry {
-                            path: raw.display().to_string(),
-                            reason: "hardlink without a target",
-                        })?;
+                let target = entry.link_name().map_err(stream_error)?.ok_or_else(|| {
+                    UnpackError::UnsafeEntry {
+                        path: raw.display().to_string(),
+                        reason: "hardlink without a target",
+                    }
+                })?;
                 let target = clean_entry_path(&target)?;
                 let meta = root.symlink_metadata(&target).map_err(io_at(&target))?;
                 if !meta.is_file() {
@@ -354,13 +515,54 @@ pub fn open_layer(
     Ok(decompress(file))
 }
 
-/// Gzip-sniffing reader: gzip streams are decompressed, anything else passes through.
+/// Gzip-sniffing reader: gzip streams are decompressed, zstd and xz streams are refused with
+/// [`UnpackError::UnsupportedCompression`] (when read through [`apply_tar`]), anything else
+/// passes through.
 pub fn decompress<R: io::BufRead + 'static>(mut r: R) -> Box<dyn Read> {
-    let gz = matches!(r.fill_buf(), Ok(b) if b.starts_with(&[0x1f, 0x8b]));
-    if gz {
+    let head = r.fill_buf().map(|b| b.to_vec()).unwrap_or_default();
+    if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::bufread::MultiGzDecoder::new(r))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(Refuse("zstd"))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(Refuse("xz"))
     } else {
         Box::new(r)
+    }
+}
+
+/// A stream that fails on first read: compressed data Berth cannot decompress.
+struct Refuse(&'static str);
+
+impl Read for Refuse {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            StreamRefusal::Compression(self.0),
+        ))
+    }
+}
+
+/// Reads what is left of a layer stream after its tar archive ended (for the diff_id), at
+/// most [`MAX_TRAILER_BYTES`].
+pub fn drain_trailer(reader: &mut impl Read) -> Result<u64, UnpackError> {
+    let n = io::copy(
+        &mut Read::by_ref(reader).take(MAX_TRAILER_BYTES),
+        &mut io::sink(),
+    )
+    .map_err(stream_error)?;
+    let mut probe = [0u8; 1];
+    loop {
+        match reader.read(&mut probe) {
+            Ok(0) => return Ok(n),
+            Ok(_) => {
+                return Err(UnpackError::Malformed(format!(
+                    "more than {MAX_TRAILER_BYTES} bytes after the end of the tar archive"
+                )));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(stream_error(e)),
+        }
     }
 }
 
@@ -403,7 +605,7 @@ pub fn snapshot(
             hasher: Sha256Hasher::new(),
         };
         apply_tar(&root, &mut reader)?;
-        io::copy(&mut reader, &mut io::sink()).map_err(io_at(tmp.path()))?;
+        drain_trailer(&mut reader)?;
         let actual = reader.hasher.finish();
         if &actual != expected {
             return Err(UnpackError::DiffIdMismatch {
