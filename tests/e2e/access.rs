@@ -5,132 +5,43 @@
 
 use crate::harness::{BERTH, BERTHD, Daemon, Run};
 use std::io::{Read, Write};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// berthd's header read and TLS handshake timeout (`listen::CLIENT_TIMEOUT`).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl CLI is needed for the TLS tests");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+#[path = "../support/pki.rs"]
+mod pki;
+use pki::Pki;
+
+/// The PKI plus `client/` and `rogue/` laid out as `DOCKER_CERT_PATH` directories
+/// (`ca.pem`, `cert.pem`, `key.pem`).
+fn e2e_pki() -> Pki {
+    let pki = Pki::new();
+    // DOCKER_CERT_PATH layouts: both trust the real CA (the daemon's certificate is
+    // genuine); the rogue one presents a certificate the daemon does not trust.
+    let p = pki.dir.path();
+    for name in ["client", "rogue"] {
+        let d = p.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::copy(p.join("ca.pem"), d.join("ca.pem")).unwrap();
+        std::fs::copy(p.join(format!("{name}.pem")), d.join("cert.pem")).unwrap();
+        std::fs::copy(p.join(format!("{name}-key.pem")), d.join("key.pem")).unwrap();
+    }
+    pki
 }
 
-/// A CA with a server certificate for 127.0.0.1 and a client certificate, and a rogue CA
-/// with its own client certificate. `client/` and `rogue/` are laid out as
-/// `DOCKER_CERT_PATH` directories (`ca.pem`, `cert.pem`, `key.pem`).
-struct Pki {
-    dir: tempfile::TempDir,
+/// What the access tests need from the PKI.
+trait AccessPki {
+    fn path(&self, name: &str) -> String;
+    fn server_flags(&self) -> Vec<String>;
+    fn client_flags(&self, name: &str) -> Vec<String>;
 }
 
-impl Pki {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path();
-        for ca in ["ca", "rogue-ca"] {
-            openssl(
-                p,
-                &[
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-nodes",
-                    "-keyout",
-                    &format!("{ca}-key.pem"),
-                    "-out",
-                    &format!("{ca}.pem"),
-                    "-days",
-                    "2",
-                    "-subj",
-                    &format!("/CN=Berth e2e {ca}"),
-                    "-addext",
-                    "basicConstraints=critical,CA:TRUE",
-                    "-addext",
-                    "keyUsage=critical,keyCertSign,cRLSign",
-                ],
-            );
-        }
-        let pki = Self { dir };
-        pki.issue(
-            "server",
-            "ca",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-        );
-        pki.issue("client", "ca", "extendedKeyUsage=clientAuth\n");
-        pki.issue("rogue", "rogue-ca", "extendedKeyUsage=clientAuth\n");
-        // DOCKER_CERT_PATH layouts: both trust the real CA (the daemon's certificate is
-        // genuine); the rogue one presents a certificate the daemon does not trust.
-        let p = pki.dir.path();
-        for name in ["client", "rogue"] {
-            let d = p.join(name);
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::copy(p.join("ca.pem"), d.join("ca.pem")).unwrap();
-            std::fs::copy(p.join(format!("{name}.pem")), d.join("cert.pem")).unwrap();
-            std::fs::copy(p.join(format!("{name}-key.pem")), d.join("key.pem")).unwrap();
-        }
-        pki
-    }
-
-    fn issue(&self, name: &str, ca: &str, ext: &str) {
-        let p = self.dir.path();
-        std::fs::write(
-            p.join(format!("{name}.ext")),
-            format!("basicConstraints=CA:FALSE\n{ext}"),
-        )
-        .unwrap();
-        openssl(
-            p,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{name}-key.pem"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
-        openssl(
-            p,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                &format!("{ca}.pem"),
-                "-CAkey",
-                &format!("{ca}-key.pem"),
-                "-CAcreateserial",
-                "-out",
-                &format!("{name}.pem"),
-                "-days",
-                "2",
-                "-extfile",
-                &format!("{name}.ext"),
-            ],
-        );
-    }
-
+impl AccessPki for Pki {
     fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).to_str().unwrap().to_string()
+        self.file(name).to_str().unwrap().to_string()
     }
 
     /// berthd's TLS flags.
@@ -205,7 +116,7 @@ fn args(parts: &[&[String]], rest: &[&str]) -> Vec<String> {
 
 #[test]
 fn berthd_refuses_tcp_without_mutual_tls() {
-    let pki = Pki::new();
+    let pki = e2e_pki();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("state");
     let tcp = format!("tcp://127.0.0.1:{}", free_port());
@@ -251,7 +162,7 @@ fn berthd_refuses_tcp_without_mutual_tls() {
 
 #[test]
 fn berth_over_mutual_tls_works_and_strangers_are_refused_at_the_handshake() {
-    let pki = Pki::new();
+    let pki = e2e_pki();
     let (d, tcp) = tls_daemon(&pki);
     d.build_example("hello", "hello:1");
     let good = pki.client_flags("client");
@@ -337,7 +248,7 @@ fn berth_over_mutual_tls_works_and_strangers_are_refused_at_the_handshake() {
 
 #[test]
 fn the_docker_cli_works_over_mutual_tls() {
-    let pki = Pki::new();
+    let pki = e2e_pki();
     let (d, tcp) = tls_daemon(&pki);
     let config = d.dir.path().join("docker-cli-config");
     std::fs::create_dir_all(&config).unwrap();
@@ -398,7 +309,7 @@ fn curl_unix(d: &Daemon, extra: &[&str], path: &str) -> (String, String) {
 
 #[test]
 fn browser_requests_are_refused_on_every_listener() {
-    let pki = Pki::new();
+    let pki = e2e_pki();
     let (d, tcp) = tls_daemon(&pki);
     let evil = ["-H", "Origin: http://evil.example"];
     for path in ["/v1.44/containers/json", "/_ping", "/v1.44/version"] {
@@ -454,7 +365,7 @@ fn browser_requests_are_refused_on_every_listener() {
 
 #[test]
 fn slowloris_clients_are_dropped_while_others_are_served() {
-    let pki = Pki::new();
+    let pki = e2e_pki();
     let (d, tcp) = tls_daemon(&pki);
     let start = Instant::now();
     let mut slow = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
@@ -512,7 +423,7 @@ fn slowloris_clients_are_dropped_while_others_are_served() {
 fn long_requests_outlive_the_header_timeout() {
     // The head timeout covers reading request heads only: a wait, a followed log and an
     // attached run that last longer than it are not cut, over the socket or over TLS.
-    let pki = Pki::new();
+    let pki = e2e_pki();
     let (d, tcp) = tls_daemon(&pki);
     d.build_example("hello", "hello:1");
     let secs = (CLIENT_TIMEOUT.as_secs() + 3).to_string();

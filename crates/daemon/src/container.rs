@@ -63,18 +63,24 @@ pub const MAX_NAME_LEN: usize = 253;
 /// one leading `/`.
 pub fn validate_name(name: &str) -> Result<String> {
     let n = name.strip_prefix('/').unwrap_or(name);
-    let ok = n.len() >= 2
-        && n.len() <= MAX_NAME_LEN
-        && n.as_bytes()[0].is_ascii_alphanumeric()
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
-    if ok {
+    if is_docker_name(n, 2, MAX_NAME_LEN) {
         Ok(n.to_string())
     } else {
         Err(DaemonError::Invalid(format!(
             "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         )))
     }
+}
+
+/// Docker's rule for object names (containers, volumes, networks):
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, between `min` and `max` bytes.
+pub fn is_docker_name(name: &str, min: usize, max: usize) -> bool {
+    name.len() >= min.max(1)
+        && name.len() <= max
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
 }
 
 const ADJECTIVES: &[&str] = &[

@@ -75,12 +75,7 @@ fn stable_id(daemon_id: &str, name: &str) -> String {
 
 /// Docker's rule for network names, with a length bound.
 pub fn validate_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok {
+    if crate::container::is_docker_name(name, 1, 128) {
         Ok(())
     } else {
         Err(DaemonError::Invalid(format!(

@@ -30,12 +30,7 @@ pub struct VolumeStore {
 
 /// Docker's rule for local volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn validate_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let ok = name.len() >= 2
-        && name.len() <= 255
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok {
+    if crate::container::is_docker_name(name, 2, 255) {
         Ok(())
     } else {
         Err(DaemonError::Invalid(format!(

@@ -142,128 +142,29 @@ async fn shutdown_closes_kept_alive_connections_and_returns() {
     closed_within(s, Duration::from_secs(1)).await;
 }
 
-/// A CA, a server certificate for 127.0.0.1, a client certificate from the CA and one from a
-/// rogue CA.
-struct Pki {
-    dir: tempfile::TempDir,
+#[path = "../../../tests/support/pki.rs"]
+mod pki;
+use pki::Pki;
+
+/// What the listener tests need from the PKI.
+trait ListenerPki {
+    fn files(&self) -> berth_server::tls::TlsFiles;
+    fn client(&self, identity: Option<&str>) -> tokio_rustls::TlsConnector;
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl CLI is needed for the TLS tests");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Pki {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path();
-        for ca in ["ca", "rogue-ca"] {
-            openssl(
-                p,
-                &[
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-nodes",
-                    "-keyout",
-                    &format!("{ca}-key.pem"),
-                    "-out",
-                    &format!("{ca}.pem"),
-                    "-days",
-                    "2",
-                    "-subj",
-                    &format!("/CN=Berth test {ca}"),
-                    "-addext",
-                    "basicConstraints=critical,CA:TRUE",
-                    "-addext",
-                    "keyUsage=critical,keyCertSign,cRLSign",
-                ],
-            );
-        }
-        let pki = Self { dir };
-        pki.issue(
-            "server",
-            "ca",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-        );
-        pki.issue("client", "ca", "extendedKeyUsage=clientAuth\n");
-        pki.issue("rogue", "rogue-ca", "extendedKeyUsage=clientAuth\n");
-        pki
-    }
-
-    fn issue(&self, name: &str, ca: &str, ext: &str) {
-        let p = self.dir.path();
-        std::fs::write(
-            p.join(format!("{name}.ext")),
-            format!("basicConstraints=CA:FALSE\n{ext}"),
-        )
-        .unwrap();
-        openssl(
-            p,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{name}-key.pem"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
-        openssl(
-            p,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                &format!("{ca}.pem"),
-                "-CAkey",
-                &format!("{ca}-key.pem"),
-                "-CAcreateserial",
-                "-out",
-                &format!("{name}.pem"),
-                "-days",
-                "2",
-                "-extfile",
-                &format!("{name}.ext"),
-            ],
-        );
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
+impl ListenerPki for Pki {
     fn files(&self) -> berth_server::tls::TlsFiles {
         berth_server::tls::TlsFiles {
-            ca: self.path("ca.pem"),
-            cert: self.path("server.pem"),
-            key: self.path("server-key.pem"),
+            ca: self.file("ca.pem"),
+            cert: self.file("server.pem"),
+            key: self.file("server-key.pem"),
         }
     }
 
     /// A client that trusts the CA and presents `identity` (`client`, `rogue`) if given.
     fn client(&self, identity: Option<&str>) -> tokio_rustls::TlsConnector {
         use berth_server::tls::{load_certs, load_key, load_roots, provider};
-        let roots = load_roots(&self.path("ca.pem")).unwrap();
+        let roots = load_roots(&self.file("ca.pem")).unwrap();
         let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .unwrap()
@@ -272,8 +173,8 @@ impl Pki {
             None => builder.with_no_client_auth(),
             Some(name) => builder
                 .with_client_auth_cert(
-                    load_certs("cert", &self.path(&format!("{name}.pem"))).unwrap(),
-                    load_key(&self.path(&format!("{name}-key.pem"))).unwrap(),
+                    load_certs("cert", &self.file(&format!("{name}.pem"))).unwrap(),
+                    load_key(&self.file(&format!("{name}-key.pem"))).unwrap(),
                 )
                 .unwrap(),
         };
@@ -328,7 +229,7 @@ async fn tcp_needs_a_client_certificate_from_the_ca() {
         }
     }
     // A client that does not trust the daemon's CA refuses it too (the server cert is real).
-    let rogue_roots = berth_server::tls::load_roots(&pki.path("rogue-ca.pem")).unwrap();
+    let rogue_roots = berth_server::tls::load_roots(&pki.file("rogue-ca.pem")).unwrap();
     let distrustful = tokio_rustls::TlsConnector::from(Arc::new(
         rustls::ClientConfig::builder_with_provider(berth_server::tls::provider())
             .with_safe_default_protocol_versions()
@@ -380,22 +281,22 @@ fn tls_files_are_checked_at_start() {
     let pki = Pki::new();
     assert!(berth_server::tls::server_config(&pki.files()).is_ok());
     let mut files = pki.files();
-    files.ca = pki.path("missing.pem");
+    files.ca = pki.file("missing.pem");
     let e = berth_server::tls::server_config(&files).unwrap_err();
     assert!(
         e.contains("could not read CA certificate") && e.contains("missing.pem"),
         "{e}"
     );
     let mut files = pki.files();
-    files.cert = pki.path("server.ext");
+    files.cert = pki.file("server.ext");
     let e = berth_server::tls::server_config(&files).unwrap_err();
     assert!(e.contains("no PEM certificate"), "{e}");
     // A key that does not belong to the certificate.
     let mut files = pki.files();
-    files.key = pki.path("client-key.pem");
+    files.key = pki.file("client-key.pem");
     assert!(berth_server::tls::server_config(&files).is_err());
     let mut files = pki.files();
-    files.key = pki.path("server.pem");
+    files.key = pki.file("server.pem");
     let e = berth_server::tls::server_config(&files).unwrap_err();
     assert!(e.contains("invalid private key"), "{e}");
 }
