@@ -77,7 +77,24 @@ fn tls_files(args: &Args) -> anyhow::Result<Option<TlsFiles>> {
     }
 }
 
+/// Every container holds its log file open: raise the soft open-file limit to the hard one,
+/// as dockerd and containerd do. Failure only means fewer containers fit.
+fn raise_open_file_limit() {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read or write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    raise_open_file_limit();
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
