@@ -65,6 +65,11 @@ pub enum RuntimeError {
     TooLarge { len: usize, max: usize },
     #[error("invalid WebAssembly {kind}: {message}")]
     Invalid { kind: &'static str, message: String },
+    #[error(
+        "compiling the WebAssembly {kind} took longer than {}s; it is refused",
+        .limit.as_secs_f64()
+    )]
+    CompileTimeout { kind: &'static str, limit: Duration },
     #[error("compiled code for {digest} is not in the cache; compile it first")]
     NotCompiled { digest: String },
     #[error("guest {digest} cannot be linked: {message}")]
@@ -116,7 +121,13 @@ pub struct RuntimeConfig {
     pub max_instances: u32,
     /// Use the pooling allocator when the host can reserve its address space.
     pub pooling: bool,
+    /// Longest a module may take to compile; past it, the build or pull fails.
+    pub compile_timeout: Duration,
 }
+
+/// Default [`RuntimeConfig::compile_timeout`]: far above any real module (the largest seen,
+/// tens of MB, compile in seconds on two cores), low enough to refuse a compile bomb.
+pub const COMPILE_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl RuntimeConfig {
     pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
@@ -124,6 +135,7 @@ impl RuntimeConfig {
             cache_dir: cache_dir.into(),
             max_instances: 1000,
             pooling: true,
+            compile_timeout: COMPILE_TIMEOUT,
         }
     }
 }
@@ -336,6 +348,7 @@ pub struct Runtime {
     p1_linker: wasmtime::Linker<P1Host>,
     p2_linker: wasmtime::component::Linker<P2Host>,
     cache_dir: PathBuf,
+    compile_timeout: Duration,
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     pooling: bool,
     net: Arc<NetRegistry>,
@@ -388,6 +401,7 @@ impl Runtime {
             p1_linker,
             p2_linker,
             cache_dir,
+            compile_timeout: config.compile_timeout,
             prepared: Mutex::new(HashMap::new()),
             pooling,
             net: NetRegistry::new(),
@@ -429,14 +443,33 @@ impl Runtime {
             return Ok(kind);
         }
         let started = std::time::Instant::now();
-        let compiled = match kind {
-            WasmKind::Module => self.engine.precompile_module(wasm),
-            WasmKind::Component => self.engine.precompile_component(wasm),
-        }
-        .map_err(|e| RuntimeError::Invalid {
-            kind: kind.name(),
-            message: format!("{e:#}"),
-        })?;
+        // Cranelift cannot be interrupted: the compile runs on its own thread and is abandoned
+        // (its result dropped) if it outlives the timeout.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let engine = self.engine.clone();
+        let bytes = wasm.to_vec();
+        std::thread::Builder::new()
+            .name("berth-compile".into())
+            .spawn(move || {
+                let compiled = match kind {
+                    WasmKind::Module => engine.precompile_module(&bytes),
+                    WasmKind::Component => engine.precompile_component(&bytes),
+                };
+                let _ = tx.send(compiled);
+            })
+            .map_err(|e| RuntimeError::Engine(format!("compile thread: {e}")))?;
+        let compiled = match rx.recv_timeout(self.compile_timeout) {
+            Ok(result) => result.map_err(|e| RuntimeError::Invalid {
+                kind: kind.name(),
+                message: format!("{e:#}"),
+            })?,
+            Err(_) => {
+                return Err(RuntimeError::CompileTimeout {
+                    kind: kind.name(),
+                    limit: self.compile_timeout,
+                });
+            }
+        };
         berth_image::write_atomic(&path, &compiled).map_err(|source| RuntimeError::Cache {
             path: path.clone(),
             source,
@@ -906,6 +939,23 @@ mod tests {
         // Two CPUs never pause a single-threaded guest.
         let mut t = CpuThrottle::new(2.0, t0);
         assert!((1..=100).all(|i| t.tick(at(i * 10)).is_none()));
+    }
+
+    #[test]
+    fn a_compile_over_the_timeout_is_refused_and_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = RuntimeConfig::new(dir.path());
+        config.pooling = false;
+        config.compile_timeout = Duration::from_nanos(1);
+        let rt = Runtime::new(config).unwrap();
+        // A module with a large function: compiling it takes far longer than a nanosecond.
+        let body = "(drop (i32.add (i32.const 1) (i32.const 2)))".repeat(5000);
+        let wasm = wat::parse_str(format!("(module (func {body}))")).unwrap();
+        let digest = "1".repeat(64);
+        let err = rt.compile(&wasm, &digest).unwrap_err();
+        assert!(matches!(err, RuntimeError::CompileTimeout { .. }), "{err}");
+        assert!(err.to_string().contains("took longer than"), "{err}");
+        assert!(!rt.is_compiled(&digest));
     }
 
     #[test]
