@@ -120,6 +120,23 @@ impl Daemon {
         d
     }
 
+    /// Starts berthd with its data root at `data_root` (a directory the test owns, e.g. a
+    /// small tmpfs). [`Daemon::state`] is a symlink to it; compiled guests still go to the
+    /// shared cache (a symlink inside `data_root`).
+    pub fn start_on(data_root: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(data_root, dir.path().join("state")).unwrap();
+        std::os::unix::fs::symlink(shared_compile_cache(), data_root.join("compiled")).unwrap();
+        let mut d = Self {
+            dir,
+            child: None,
+            env: Vec::new(),
+            args: Vec::new(),
+        };
+        d.spawn();
+        d
+    }
+
     /// The unix socket's path.
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("berth.sock")

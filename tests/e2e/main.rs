@@ -9,6 +9,7 @@ mod harness;
 mod access;
 mod build;
 mod containers;
+mod diskfull;
 mod docker_cli;
 mod durability;
 mod errors;

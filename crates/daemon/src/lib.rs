@@ -782,15 +782,17 @@ impl Daemon {
         let final_dir = self.containers_dir().join(spec.id.as_str());
         let tmp = self.containers_dir().join(format!(".tmp-{}", spec.id));
         let result = (|| -> Result<()> {
-            std::fs::create_dir_all(&tmp).map_err(DaemonError::io("creating container dir"))?;
+            std::fs::create_dir_all(&tmp)
+                .map_err(DaemonError::io("creating the container directory"))?;
             if !spec.read_only {
-                unpack::copy_tree(snapshot, &tmp.join("rootfs"))
-                    .map_err(DaemonError::io("copying the image filesystem"))?;
+                unpack::copy_tree(snapshot, &tmp.join("rootfs")).map_err(DaemonError::io(
+                    "writing the container's root filesystem (a copy of the image's)",
+                ))?;
                 let root = cap_std::fs::Dir::open_ambient_dir(
                     tmp.join("rootfs"),
                     cap_std::ambient_authority(),
                 )
-                .map_err(DaemonError::io("opening rootfs"))?;
+                .map_err(DaemonError::io("opening the container's root filesystem"))?;
                 for m in &spec.mounts {
                     let rel = guest_path("/", &m.target);
                     root.create_dir_all(&rel).map_err(|e| {
@@ -812,12 +814,12 @@ impl Daemon {
             }
             let config = serde_json::to_vec_pretty(&spec).unwrap_or_default();
             berth_image::write_atomic(&tmp.join("config.json"), &config)
-                .map_err(DaemonError::io("writing container config"))?;
+                .map_err(DaemonError::io("writing the container config"))?;
             let state = serde_json::to_vec_pretty(&initial_state(&spec)).unwrap_or_default();
             berth_image::write_atomic(&tmp.join("state.json"), &state)
-                .map_err(DaemonError::io("writing container state"))?;
+                .map_err(DaemonError::io("writing the container state"))?;
             std::fs::rename(&tmp, &final_dir)
-                .map_err(DaemonError::io("committing container dir"))?;
+                .map_err(DaemonError::io("committing the container directory"))?;
             Ok(())
         })();
         if let Err(e) = result {
@@ -925,20 +927,27 @@ impl Daemon {
             let mounts = self.mount_dirs(c)?;
             let ports = self.allocate_ports(c)?;
             let network = Self::container_net(c, st.networks.clone(), &ports, egress);
-            st.ports = ports;
+            // The new state is recorded on disk before it is taken in memory: a start that
+            // cannot write it (a full disk) fails and leaves the container as it was.
+            let mut next = st.clone();
+            next.ports = ports;
             if kind == StartKind::Manual {
-                st.restart_count = 0;
-                st.manually_stopped = false;
-                st.backoff = None;
+                next.restart_count = 0;
+                next.manually_stopped = false;
+                next.backoff = None;
             }
-            st.restart_gen += 1;
-            st.status = Status::Running;
-            st.started_at = Some(now_rfc3339());
-            st.finished_at = None;
-            st.exit_code = 0;
-            st.error.clear();
-            st.oom_killed = false;
-            c.persist_state(&st)?;
+            next.restart_gen += 1;
+            next.status = Status::Running;
+            next.started_at = Some(now_rfc3339());
+            next.finished_at = None;
+            next.exit_code = 0;
+            next.error.clear();
+            next.oom_killed = false;
+            if let Err(e) = c.persist_state(&next) {
+                Self::clear_tmpfs(c);
+                return Err(e);
+            }
+            *st = next;
             *c.kill.lock().unwrap_or_else(|e| e.into_inner()) = Some(kill_tx);
             c.logs.set_open(true);
             let mut pipe = c.stdin.lock().unwrap_or_else(|e| e.into_inner());
@@ -1581,7 +1590,13 @@ impl Daemon {
                     cap_std::fs::Dir::open_ambient_dir(ctx.path(), cap_std::ambient_authority())
                         .map_err(DaemonError::io("opening build context dir"))?;
                 unpack::apply_tar(&dir, unpack::decompress(std::io::BufReader::new(file)))
-                    .map_err(|e| DaemonError::Invalid(format!("invalid build context: {e}")))?;
+                    .map_err(|e| match e {
+                        // Writing it failed (e.g. the disk is full): not the client's fault.
+                        unpack::UnpackError::Io { .. } => {
+                            DaemonError::Internal(format!("writing the build context: {e}"))
+                        }
+                        e => DaemonError::Invalid(format!("invalid build context: {e}")),
+                    })?;
                 let builder = Builder::new(&this.images, this.root.join("buildcache/layers"));
                 let opts = BuildOptions {
                     dockerfile: req.dockerfile.clone(),

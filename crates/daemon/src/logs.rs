@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use tokio::sync::watch;
 
 /// One line of the log file.
@@ -46,6 +47,8 @@ pub struct LogWriter {
     file: Mutex<Option<File>>,
     state: watch::Sender<LogState>,
     rotation: Option<Rotation>,
+    /// The last write failed (e.g. the disk is full): output is being dropped.
+    failing: std::sync::atomic::AtomicBool,
 }
 
 /// `--log-opt max-size=... max-file=...`: the log is rotated to `<path>.1`, `.2`, ... once
@@ -74,6 +77,7 @@ impl LogWriter {
             file: Mutex::new(Some(file)),
             state,
             rotation,
+            failing: Default::default(),
         })
     }
 
@@ -145,6 +149,9 @@ impl LogWriter {
         if let Some(file) = guard.as_mut() {
             match file.write_all(&out) {
                 Ok(()) => {
+                    if self.failing.swap(false, Ordering::Relaxed) {
+                        tracing::info!(path = %self.path.display(), "log writes resumed");
+                    }
                     self.state.send_modify(|s| s.len += out.len() as u64);
                     if let Some(r) = self.rotation
                         && self.state.borrow().len >= r.max_size
@@ -154,7 +161,15 @@ impl LogWriter {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(path = %self.path.display(), error = %e, "dropping guest output: log write failed")
+                    // Part of the records may have been written (a full disk): cut them off,
+                    // so that the log stays whole records and its length what readers expect.
+                    let len = self.state.borrow().len;
+                    if let Err(e) = file.set_len(len) {
+                        tracing::warn!(path = %self.path.display(), error = %e, "cannot cut a partial log record");
+                    }
+                    if !self.failing.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(path = %self.path.display(), error = %e, "dropping guest output until the log can be written again: log write failed");
+                    }
                 }
             }
         }

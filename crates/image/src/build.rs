@@ -275,16 +275,30 @@ impl<'a> Builder<'a> {
         context: &Path,
         plan: &CopyPlan,
     ) -> Result<(Descriptor, Digest), BuildError> {
-        let blob = self.images.content().writer()?;
+        let failed = std::rc::Rc::new(std::cell::Cell::new(false));
+        let blob = LayerBlob {
+            blob: self.images.content().writer()?,
+            failed: failed.clone(),
+        };
         let gz = flate2::write::GzEncoder::new(blob, flate2::Compression::fast());
         let mut tar = tar::Builder::new(HashingWriter {
             inner: gz,
             hasher: Sha256Hasher::new(),
         });
         tar.mode(tar::HeaderMode::Deterministic);
-        let io_ctx = |e| BuildError::Io {
-            path: context.to_path_buf(),
-            source: e,
+        // The tar builder both reads the context and writes the layer: say which failed.
+        let io_ctx = |e| {
+            if failed.get() {
+                BuildError::Store(StoreError::Write {
+                    what: "a layer".into(),
+                    source: e,
+                })
+            } else {
+                BuildError::Io {
+                    path: context.to_path_buf(),
+                    source: e,
+                }
+            }
         };
         for dir in &plan.parents {
             let mut h = tar::Header::new_gnu();
@@ -328,7 +342,7 @@ impl<'a> Builder<'a> {
         }
         let hw = tar.into_inner().map_err(io_ctx)?;
         let diff_id = hw.hasher.finish();
-        let blob = hw.inner.finish().map_err(io_ctx)?;
+        let blob = hw.inner.finish().map_err(io_ctx)?.blob;
         let (digest, size) = blob.commit(None)?;
         Ok((
             Descriptor {
@@ -339,6 +353,22 @@ impl<'a> Builder<'a> {
             },
             diff_id,
         ))
+    }
+}
+
+/// A layer's blob writer that remembers whether a write to it failed (e.g. the disk is full).
+struct LayerBlob {
+    blob: crate::store::BlobWriter,
+    failed: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl Write for LayerBlob {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.blob.write(buf).inspect_err(|_| self.failed.set(true))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.blob.flush().inspect_err(|_| self.failed.set(true))
     }
 }
 

@@ -261,7 +261,7 @@ pub fn chain_id(diff_ids: &[Digest]) -> Option<Digest> {
     Some(chain)
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct RefsFile {
     refs: BTreeMap<String, Digest>,
     #[serde(default)]
@@ -398,12 +398,14 @@ impl ImageStore {
         manifest: &Digest,
         repo_digest: String,
     ) -> Result<(), ImageError> {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = guard.clone();
         let list = state.repo_digests.entry(manifest.clone()).or_default();
         if !list.contains(&repo_digest) {
             list.push(repo_digest);
             list.sort();
             self.save(&state)?;
+            *guard = state;
         }
         Ok(())
     }
@@ -426,7 +428,8 @@ impl ImageStore {
         reference: &Reference,
         manifest: &Digest,
     ) -> Result<Option<Digest>, ImageError> {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = guard.clone();
         let previous = state.refs.insert(reference.canonical(), manifest.clone());
         state.dangling.remove(manifest);
         if let Some(prev) = &previous
@@ -436,27 +439,33 @@ impl ImageStore {
             state.dangling.insert(prev.clone());
         }
         self.save(&state)?;
+        *guard = state;
         Ok(previous)
     }
 
     /// Records an image that has no name yet (e.g. `build` without `-t`).
     pub fn add_dangling(&self, manifest: &Digest) -> Result<(), ImageError> {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        if state.refs.values().any(|d| d == manifest) {
+        let mut guard = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if guard.refs.values().any(|d| d == manifest) {
             return Ok(());
         }
+        let mut state = guard.clone();
         state.dangling.insert(manifest.clone());
-        self.save(&state)
+        self.save(&state)?;
+        *guard = state;
+        Ok(())
     }
 
     /// Removes a name. Returns the manifest it pointed to, and whether other names still do.
     pub fn untag(&self, reference: &Reference) -> Result<Option<(Digest, bool)>, ImageError> {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = guard.clone();
         let Some(manifest) = state.refs.remove(&reference.canonical()) else {
             return Ok(None);
         };
         let still_named = state.refs.values().any(|d| *d == manifest);
         self.save(&state)?;
+        *guard = state;
         Ok(Some((manifest, still_named)))
     }
 
@@ -464,7 +473,8 @@ impl ImageStore {
     /// other image uses. Returns the image id.
     pub fn remove(&self, manifest: &Digest) -> Result<Digest, ImageError> {
         let image = self.get(manifest)?;
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = guard.clone();
         state.refs.retain(|_, d| d != manifest);
         state.dangling.remove(manifest);
         state.repo_digests.remove(manifest);
@@ -475,7 +485,8 @@ impl ImageStore {
             .chain(state.dangling.iter())
             .cloned()
             .collect();
-        drop(state);
+        *guard = state;
+        drop(guard);
         let mut keep = BTreeSet::new();
         for other in others {
             if let Ok(img) = self.get(&other) {

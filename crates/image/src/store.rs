@@ -35,6 +35,9 @@ pub enum StoreError {
     DigestMismatch { expected: Digest, actual: Digest },
     #[error("content store I/O on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// Writing new content failed (e.g. the disk is full); `what` names it.
+    #[error("writing {what} to the content store: {source}")]
+    Write { what: String, source: io::Error },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -143,7 +146,10 @@ impl ContentStore {
     /// Stores `data` and returns its digest.
     pub fn put(&self, data: &[u8]) -> Result<Digest, StoreError> {
         let mut w = self.writer()?;
-        w.write_all(data).map_err(io_err(&self.root))?;
+        w.write_all(data).map_err(|source| StoreError::Write {
+            what: format!("a blob of {} bytes", data.len()),
+            source,
+        })?;
         Ok(w.commit(None)?.0)
     }
 
@@ -168,14 +174,16 @@ pub struct BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
+        // The plain file: its errors are the OS's (the caller names the blob), without the
+        // temp file's path appended.
+        let n = self.file.as_file_mut().write(buf)?;
         self.hasher.update(&buf[..n]);
         self.written += n as u64;
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        self.file.as_file_mut().flush()
     }
 }
 

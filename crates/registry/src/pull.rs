@@ -287,7 +287,7 @@ pub(crate) async fn pull(
         }
         let mut w = store2.writer()?;
         w.write_all(&manifest_bytes)
-            .map_err(|e| io_store_error(store2.path(&expected), e))?;
+            .map_err(|e| write_error(&expected, e))?;
         w.commit(Some((&expected, bytes_len)))
             .map_err(|e| commit_error(&display, e))?;
         Ok(())
@@ -315,8 +315,12 @@ fn declared_kind(media_type: &str) -> Option<&'static str> {
     }
 }
 
-fn io_store_error(path: std::path::PathBuf, source: std::io::Error) -> RegistryError {
-    RegistryError::Store(berth_image::store::StoreError::Io { path, source })
+/// Writing a blob failed (e.g. the disk is full): the error names the blob.
+fn write_error(digest: &Digest, source: std::io::Error) -> RegistryError {
+    RegistryError::Store(berth_image::store::StoreError::Write {
+        what: format!("blob {digest}"),
+        source,
+    })
 }
 
 /// Refuses a `Docker-Content-Digest` header that names other content than what was received
@@ -572,7 +576,7 @@ async fn fetch_attempt(
                 }
                 p.writer
                     .write_all(&chunk)
-                    .map_err(|e| Failure::Fatal(io_store_error(store.path(digest), e)))?;
+                    .map_err(|e| Failure::Fatal(write_error(digest, e)))?;
                 p.hasher.update(&chunk);
                 if let Some(copy) = &mut p.copy {
                     copy.extend_from_slice(&chunk);

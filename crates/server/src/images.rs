@@ -94,7 +94,7 @@ pub async fn build(
         tags: p.all("t"),
         no_cache: p.bool("nocache"),
     };
-    let spool = spool_body(&d, req).await?;
+    let spool = spool_body(&d, req, "the build context").await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<JsonMessage>();
     let daemon = d.clone();
     tokio::spawn(async move {
@@ -304,7 +304,7 @@ fn tokio_util_stream(
 
 /// `POST /images/load`: the body is an image archive (OCI layout or `docker save`).
 pub async fn load(State(d): State<AppState>, req: Request) -> ApiResult<Response> {
-    let spool = spool_body(&d, req).await?;
+    let spool = spool_body(&d, req, "the image archive").await?;
     Ok(spawn_with_stream(move |tx| async move {
         let path = spool.path().to_path_buf();
         let r = d.load(path, tx).await;
@@ -315,12 +315,12 @@ pub async fn load(State(d): State<AppState>, req: Request) -> ApiResult<Response
 
 /// Writes a request body to a temp file under the data root, up to [`MAX_BUILD_CONTEXT`],
 /// one chunk at a time: memory use does not grow with the body. The file is removed on every
-/// error (the `NamedTempFile` is dropped).
-async fn spool_body(d: &AppState, req: Request) -> ApiResult<tempfile::NamedTempFile> {
+/// error (the `NamedTempFile` is dropped). `what` names the body in errors.
+async fn spool_body(d: &AppState, req: Request, what: &str) -> ApiResult<tempfile::NamedTempFile> {
     let internal = |e: std::io::Error| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("spooling request body: {e}"),
+            format!("writing {what} to {}: {e}", d.data_root().display()),
         )
     };
     // A declared length over the limit is refused before anything is written.

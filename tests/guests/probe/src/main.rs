@@ -13,7 +13,8 @@
 //! `symlink TARGET LINK`, `readlink PATH`, `truncate PATH`, `stat PATH`, `pwd`, `env` (one
 //! `K=V` line per variable, no `ok` line), `alloc MIB` (allocate and touch MIB MiB),
 //! `spin` (a CPU loop without host calls, never returns), `sleep SECS`, `exit N`,
-//! `stdin-count` (bytes on stdin). Network commands live in `net.rs`.
+//! `stdin-count` (bytes on stdin), `spew MIB` (MIB MiB of 1 KiB lines on stdout, then `ok`).
+//! Network commands live in `net.rs`.
 
 mod net;
 
@@ -157,12 +158,27 @@ fn run(cmd: &[String]) -> Option<io::Result<String>> {
             let _ = io::stdout().flush();
             std::process::exit(code)
         }
+        ["spew", mib] => {
+            let mib: usize = mib.parse().ok()?;
+            spew(mib).map(|()| ok(String::new()))
+        }
         ["stdin-count"] => {
             let mut buf = Vec::new();
             io::stdin().read_to_end(&mut buf).map(|n| ok(n.to_string()))
         }
         _ => return None,
     })
+}
+
+/// Writes `mib` MiB to stdout as 1 KiB lines (1023 characters and a newline).
+fn spew(mib: usize) -> io::Result<()> {
+    let mut line = [b'x'; 1024];
+    line[1023] = b'\n';
+    let mut out = io::stdout().lock();
+    for _ in 0..mib * 1024 {
+        out.write_all(&line)?;
+    }
+    out.flush()
 }
 
 /// `symlink(2)` through wasi-libc (std's `symlink_path` is unstable).
