@@ -83,11 +83,12 @@ def churn(sock, image, m, workers=2):
         conn = UnixConnection(sock)
         for _ in range(count):
             cid = call(conn, "POST", "/containers/create", {"Image": image})["Id"]
-            # Register the waiter first on a second connection, as the docker CLI does.
+            # Register the waiter first on a second connection, as the docker CLI does: the
+            # daemon sends the headers once the waiter is registered, so start only then.
             wconn = UnixConnection(sock)
             wconn.request("POST", f"/containers/{cid}/wait?condition=next-exit")
-            call(conn, "POST", f"/containers/{cid}/start")
             r = wconn.getresponse()
+            call(conn, "POST", f"/containers/{cid}/start")
             r.read()
             wconn.close()
             call(conn, "DELETE", f"/containers/{cid}")
