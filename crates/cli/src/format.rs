@@ -1326,6 +1326,26 @@ pub struct ListFormat {
 }
 
 impl ListFormat {
+    /// The format of a `ls`-style command: `quiet_template` with `-q`, else `--format`, else
+    /// the table of `default_table`. Errors become exit status 1, as the docker CLI does.
+    pub fn for_listing(
+        quiet: bool,
+        quiet_template: &str,
+        format: Option<&str>,
+        default_table: &str,
+    ) -> Result<Self, crate::error::StatusError> {
+        let chosen = if quiet {
+            quiet_template.to_string()
+        } else {
+            match format {
+                Some(f) if !f.is_empty() => f.to_string(),
+                _ => format!("table {default_table}"),
+            }
+        };
+        Self::parse(&chosen, default_table)
+            .map_err(|e| crate::error::StatusError::new(1, e.to_string()))
+    }
+
     /// Parse a user format. `json` means `{{json .}}`, `table` alone means `default_table`.
     pub fn parse(format: &str, default_table: &str) -> Result<Self, TemplateError> {
         let trimmed = format.trim();
@@ -1671,6 +1691,24 @@ pub fn go_time_of_rfc3339(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn listing_format_prefers_quiet_then_format_then_the_table() {
+        let rows = [serde_json::json!({"ID": "abc", "Name": "n"})];
+        let header = serde_json::json!({"ID": "ID", "Name": "NAME"});
+        let render = |f: ListFormat| f.render(&rows, &header).unwrap();
+        let quiet =
+            ListFormat::for_listing(true, "{{.ID}}", Some("{{.Name}}"), "{{.Name}}").unwrap();
+        assert_eq!(render(quiet), "abc\n");
+        let custom =
+            ListFormat::for_listing(false, "{{.ID}}", Some("{{.Name}}"), "{{.ID}}").unwrap();
+        assert_eq!(render(custom), "n\n");
+        let table = ListFormat::for_listing(false, "{{.ID}}", Some(""), "{{.Name}}").unwrap();
+        assert_eq!(render(table), "NAME\nn\n");
+        let bad = ListFormat::for_listing(false, "{{.ID}}", Some("{{.Name"), "{{.ID}}");
+        assert!(bad.is_err());
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -158,16 +158,8 @@ pub async fn run(client: &Client, args: ImagesArgs) -> Result<i32> {
     } else {
         DEFAULT_TABLE
     };
-    let format = if args.quiet {
-        "{{.ID}}".to_string()
-    } else {
-        match &args.format {
-            Some(f) if !f.is_empty() => f.clone(),
-            _ => format!("table {default_table}"),
-        }
-    };
-    let list = ListFormat::parse(&format, default_table)
-        .map_err(|e| StatusError::new(1, e.to_string()))?;
+    let list =
+        ListFormat::for_listing(args.quiet, "{{.ID}}", args.format.as_deref(), default_table)?;
     let mut q = Vec::new();
     if args.all {
         q.push(("all", "1".to_string()));

@@ -250,16 +250,8 @@ pub fn row(c: &ContainerSummary, trunc: bool, now: i64) -> Value {
 }
 
 pub async fn run(client: &Client, args: PsArgs) -> Result<i32> {
-    let format = if args.quiet {
-        "{{.ID}}".to_string()
-    } else {
-        match &args.format {
-            Some(f) if !f.is_empty() => f.clone(),
-            _ => format!("table {DEFAULT_TABLE}"),
-        }
-    };
-    let list = ListFormat::parse(&format, DEFAULT_TABLE)
-        .map_err(|e| crate::error::StatusError::new(1, e.to_string()))?;
+    let list =
+        ListFormat::for_listing(args.quiet, "{{.ID}}", args.format.as_deref(), DEFAULT_TABLE)?;
     let mut q = Vec::new();
     if args.all {
         q.push(("all", "1".to_string()));

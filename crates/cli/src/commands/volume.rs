@@ -247,16 +247,8 @@ pub async fn run(client: &Client, args: VolumeArgs) -> Result<i32> {
             Ok(0)
         }
         VolumeCommand::Ls(a) => {
-            let format = if a.quiet {
-                "{{.Name}}".to_string()
-            } else {
-                match &a.format {
-                    Some(f) if !f.is_empty() => f.clone(),
-                    _ => format!("table {DEFAULT_TABLE}"),
-                }
-            };
-            let list = ListFormat::parse(&format, DEFAULT_TABLE)
-                .map_err(|e| StatusError::new(1, e.to_string()))?;
+            let list =
+                ListFormat::for_listing(a.quiet, "{{.Name}}", a.format.as_deref(), DEFAULT_TABLE)?;
             let q = match filter_query(&a.filter, &[])? {
                 Some(f) => query(&[("filters", f)]),
                 None => String::new(),
