@@ -5,12 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "test: cargo (rustup) is required" >&2; exit 1; }
 rustup target add wasm32-wasip1 wasm32-wasip2
-# Real components the tests drive: the CNCF distribution registry, skopeo, htpasswd, curl.
+# Real components the tests drive: the CNCF distribution registry, skopeo, htpasswd, curl,
+# openssl. The disk-full tests mount a tmpfs, so the suite runs as root (as CI does).
 need=()
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)   # certificates for the mutual-TLS tests
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev pkg-config)
 if [ ${#need[@]} -gt 0 ]; then
     sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo
