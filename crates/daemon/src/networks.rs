@@ -128,6 +128,15 @@ impl NetworkStore {
         self.predefined.iter().chain(user.iter()).cloned().collect()
     }
 
+    /// The id of the network named `name`, without copying the list (for `ps` and inspect).
+    pub fn id_of(&self, name: &str) -> Option<String> {
+        if let Some(n) = self.predefined.iter().find(|n| n.name == name) {
+            return Some(n.id.clone());
+        }
+        let user = self.user.lock().unwrap_or_else(|e| e.into_inner());
+        user.iter().find(|n| n.name == name).map(|n| n.id.clone())
+    }
+
     /// By full id, name, or unique id prefix (as Docker).
     pub fn find(&self, key: &str) -> Result<NetworkRecord> {
         let all = self.list();

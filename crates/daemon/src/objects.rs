@@ -86,7 +86,10 @@ impl Daemon {
     /// Host directories for a start: volumes, binds, and fresh tmpfs dirs.
     pub(crate) fn mount_dirs(&self, c: &Container) -> Result<Vec<MountDir>> {
         let tmpfs_root = c.dir.join("tmpfs");
-        let _ = std::fs::remove_dir_all(&tmpfs_root);
+        if c.spec.mounts.iter().any(|m| m.kind == MountKind::Tmpfs) {
+            // Fresh scratch dirs, also after a crash left the last ones behind.
+            let _ = std::fs::remove_dir_all(&tmpfs_root);
+        }
         let mut out = Vec::new();
         for (i, m) in c.spec.mounts.iter().enumerate() {
             let host_path = match m.kind {
@@ -128,7 +131,9 @@ impl Daemon {
 
     /// Removes the container's tmpfs dirs (at exit and removal).
     pub(crate) fn clear_tmpfs(c: &Container) {
-        let _ = std::fs::remove_dir_all(c.dir.join("tmpfs"));
+        if c.spec.mounts.iter().any(|m| m.kind == MountKind::Tmpfs) {
+            let _ = std::fs::remove_dir_all(c.dir.join("tmpfs"));
+        }
     }
 
     /// Resolves `--allow-outbound` host names now; addresses are checked again at every
@@ -284,7 +289,7 @@ impl Daemon {
         names
             .into_iter()
             .map(|n| {
-                let id = self.networks.find(&n).map(|r| r.id).unwrap_or_default();
+                let id = self.networks.id_of(&n).unwrap_or_default();
                 let v = serde_json::json!({
                     "NetworkID": id,
                     "EndpointID": "",
