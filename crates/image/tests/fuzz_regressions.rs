@@ -1,7 +1,7 @@
 //! Inputs found by the fuzz targets in `fuzz/` (see `scripts/fuzz.sh`), replayed as tests.
 //!
-//! Each file under `tests/fuzz-regressions/<target>/` goes through the same checks as the
-//! fuzz target of that name; a new crash input is added by copying it from
+//! Each file under `tests/fuzz-regressions/<target>/` and `fuzz/seeds/<target>/` goes through
+//! the same checks as the fuzz target of that name; a new crash input is added by copying it from
 //! `fuzz/artifacts/<target>/` into that directory. Inputs whose finding was a documented
 //! behaviour rather than a bug also get a named test below that pins the behaviour.
 
@@ -16,20 +16,28 @@ use cap_std::fs::Dir;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The target's committed seeds (`fuzz/seeds/<target>`) and its past findings
+/// (`tests/fuzz-regressions/<target>`): never empty, so every replay test checks something.
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fuzz-regressions")
-        .join(target);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new(); // no finding for this target yet
-    };
-    let mut out: Vec<_> = entries
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dirs = [
+        crate_dir.join("../../fuzz/seeds").join(target),
+        crate_dir.join("tests/fuzz-regressions").join(target),
+    ];
+    let mut out: Vec<_> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
         .map(|e| {
             let p = e.unwrap().path();
             let data = std::fs::read(&p).unwrap();
             (p, data)
         })
         .collect();
+    assert!(
+        !out.is_empty(),
+        "no seeds or findings for fuzz target {target}"
+    );
     out.sort();
     out
 }
