@@ -8,13 +8,14 @@ cd "$(dirname "$0")/.."
 runs="${1:-20}"
 command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
 cargo build --release --bins --quiet
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 ./scripts/build-examples.sh >/dev/null
 work="$(mktemp -d)"
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-./target/release/berthd --data-root "$work/state" -H "unix://$work/s.sock" 2>"$work/log" &
+"$bin/berthd" --data-root "$work/state" -H "unix://$work/s.sock" 2>"$work/log" &
 pid=$!
 export BERTH_HOST="unix://$work/s.sock"
-berth=./target/release/berth
+berth="$bin/berth"
 for _ in $(seq 50); do $berth version >/dev/null 2>&1 && break; sleep 0.1; done
 for mib in 0 10 100; do
     ctx="$work/ctx$mib"

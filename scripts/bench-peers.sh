@@ -37,8 +37,9 @@ if [[ "$WHAT" =~ ^(all|run|serve)$ ]] && ! command -v wasmtime >/dev/null; then
     cargo install wasmtime-cli --version 48.0.8 --locked
 fi
 cargo build --release --bins --quiet
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 ./scripts/build-examples.sh >/dev/null
-berth=$root/target/release/berth
+berth="$bin/berth"
 
 now() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -52,7 +53,7 @@ report() { # name file_a file_b
 
 # A private daemon.
 export BERTH_HOST=unix://$work/berth.sock
-"$root/target/release/berthd" --data-root "$work/state" -H "$BERTH_HOST" \
+""$bin/berthd"" --data-root "$work/state" -H "$BERTH_HOST" \
     --max-containers $(( ${BERTH_DENSITY_N:-10000} + 100 )) 2>"$work/berthd.log" &
 for _ in $(seq 100); do $berth version >/dev/null 2>&1 && break; sleep 0.1; done
 

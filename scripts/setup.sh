@@ -11,14 +11,15 @@ if ! dpkg -s libssl-dev >/dev/null 2>&1; then
 fi
 cargo build --release --bins
 ./scripts/build-examples.sh
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 
 state="$PWD/state"
 sock="$PWD/berth.sock"
 export BERTH_HOST="unix://$sock"
-./target/release/berthd --data-root "$state" -H "$BERTH_HOST" 2>"$PWD/berthd.log" &
+"$bin/berthd" --data-root "$state" -H "$BERTH_HOST" 2>"$PWD/berthd.log" &
 daemon=$!
 trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
-for _ in $(seq 100); do ./target/release/berth version >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do "$bin/berth" version >/dev/null 2>&1 && break; sleep 0.1; done
 
-./target/release/berth build -t hello:1 examples/hello
-./target/release/berth run --rm -e NAME=Ada hello:1 x y
+"$bin/berth" build -t hello:1 examples/hello
+"$bin/berth" run --rm -e NAME=Ada hello:1 x y
