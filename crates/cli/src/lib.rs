@@ -101,21 +101,15 @@ fn tls_options(
     Ok(Some(client::TlsOptions { ca, identity }))
 }
 
-/// Restore the default SIGPIPE action so that `berth ... | head` ends quietly, as Go programs do.
-fn default_sigpipe() {
-    // SAFETY: setting a signal's disposition to SIG_DFL has no preconditions.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
 fn exit_code(code: i32) -> ExitCode {
     ExitCode::from((code & 0xff) as u8)
 }
 
 /// Parse the command line, run the command, and return its exit status.
 pub fn main() -> ExitCode {
-    default_sigpipe();
+    // SIGPIPE stays ignored (Rust's default): a daemon that closes the connection while a
+    // build context is still uploading must give an error, not kill the client silently.
+    // Writes to a closed stdout fail quietly instead (`outln!`).
     let args: Vec<OsString> = std::env::args_os().collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
@@ -135,7 +129,7 @@ pub fn main() -> ExitCode {
         }
     };
     if cli.version {
-        println!("Berth version {}", env!("CARGO_PKG_VERSION"));
+        commands::out(&format!("Berth version {}\n", env!("CARGO_PKG_VERSION")));
         return ExitCode::SUCCESS;
     }
     match tls_options(&cli, |k| std::env::var(k).ok()) {
